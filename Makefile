@@ -1,0 +1,35 @@
+# tickit: `make help` lists every target with its one-line description.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+# Every Go module of the workspace (go.work).
+PACKAGES := ./events/... ./functions/... ./knative/local/...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: deps ## run every test of every module, with the race detector
+	go test -race -count=1 -timeout 20m $(PACKAGES)
+
+.PHONY: deps
+deps: ## install what the tests need beyond Go modules (redis-server, via apt)
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); }
+	@command -v redis-server >/dev/null || echo "redis-server unavailable: tests use the embedded miniredis"
+
+.PHONY: bench
+bench: deps ## run the benchmarks and print their figures (never fails on a timing)
+	go test -run '^$$' -bench . -benchmem -count=1 $(PACKAGES)
+
+.PHONY: fmt
+fmt: ## format every Go file
+	gofmt -w events functions knative
+
+.PHONY: lint
+lint: ## go vet, gofmt and staticcheck over every module
+	@test -z "$$(gofmt -l events functions knative)" || { gofmt -l events functions knative; exit 1; }
+	go vet $(PACKAGES)
+	go run $(STATICCHECK) $(PACKAGES)

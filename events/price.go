@@ -1,0 +1,63 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Price is an amount of money in integer cents. On the wire (events and the HTTP API) it is
+// the decimal number people read, 19.99; parsing is exact decimal arithmetic, never float.
+type Price int64
+
+// ErrPrice is returned for a price that is not a number with at most two decimals.
+var ErrPrice = errors.New("price must be a number with at most 2 decimals")
+
+// MarshalJSON writes the price as a JSON number: 1999 -> 19.99, 2000 -> 20.
+func (p Price) MarshalJSON() ([]byte, error) { return []byte(p.String()), nil }
+
+// String formats the price as a decimal number without trailing zeros.
+func (p Price) String() string {
+	sign := ""
+	c := int64(p)
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	s := fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "0"), "0"), ".")
+}
+
+// UnmarshalJSON accepts a JSON number with at most two decimals (19.99, 1e2, 19.990).
+func (p *Price) UnmarshalJSON(b []byte) error {
+	v, err := ParsePrice(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// ParsePrice parses a decimal number literal into cents, exactly.
+func ParsePrice(s string) (Price, error) {
+	// Bound the literal before big.Rat sees it: "1e999999999" would allocate without limit.
+	if len(s) == 0 || len(s) > 40 || strings.ContainsAny(s, "\"/_ ") {
+		return 0, ErrPrice
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(s[i+1:])
+		if err != nil || exp > 12 || exp < -12 {
+			return 0, ErrPrice
+		}
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, ErrPrice
+	}
+	r.Mul(r, big.NewRat(100, 1))
+	if !r.IsInt() || !r.Num().IsInt64() {
+		return 0, ErrPrice
+	}
+	return Price(r.Num().Int64()), nil
+}

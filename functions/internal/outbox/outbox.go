@@ -1,0 +1,141 @@
+// Package outbox makes "change the state and publish the event" safe against a Broker outage:
+// the event is written into the changed document in the same update (field "outbox", keyed by
+// event id), published, then removed. Whatever stays behind is published again by Flush.
+// Consumers drop repeats by event id and version, so publishing twice is harmless.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"go.mongodb.org/mongo-driver/bson"
+	"knative.dev/pkg/logging"
+
+	"github.com/tickit/tickit/functions/internal/store"
+)
+
+// Field is the document field that holds pending events.
+const Field = "outbox"
+
+// Publisher is what the outbox publishes through (publish.Publisher in production).
+type Publisher interface {
+	Publish(ctx context.Context, e cloudevents.Event) error
+}
+
+// Outbox delivers the events pending in the named collections of one database.
+type Outbox struct {
+	pub         Publisher
+	db          *store.DB
+	collections []string
+
+	mu       sync.Mutex
+	flushing bool
+}
+
+// New returns the outbox of the given collections.
+func New(pub Publisher, db *store.DB, collections ...string) *Outbox {
+	return &Outbox{pub: pub, db: db, collections: collections}
+}
+
+// Add records events as pending in update (a MongoDB update document, changed in place and
+// returned), so that they are stored by the same write as the state change.
+func Add(update bson.M, evs ...cloudevents.Event) bson.M {
+	set, _ := update["$set"].(bson.M)
+	if set == nil {
+		set = bson.M{}
+		update["$set"] = set
+	}
+	for _, e := range evs {
+		b, _ := json.Marshal(e) // structured mode; our own events always marshal
+		set[Field+"."+e.ID()] = string(b)
+	}
+	return update
+}
+
+// Deliver publishes events already recorded on document id of collection and clears each one
+// that went out. A failure is logged and left for Flush: the caller's change has happened, and
+// the event will follow it.
+func (o *Outbox) Deliver(ctx context.Context, collection string, id any, evs ...cloudevents.Event) {
+	coll, err := o.db.Collection(ctx, collection)
+	if err == nil {
+		for _, e := range evs {
+			if err = o.pub.Publish(ctx, e); err != nil {
+				break
+			}
+			if _, err = coll.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$unset": bson.M{Field + "." + e.ID(): ""}}); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		logging.FromContext(ctx).Warnw("event left in the outbox for a later flush", "error", err)
+		o.retrySoon()
+	}
+}
+
+// Flush publishes every pending event of every collection and clears the ones that went out.
+// It returns how many were published.
+func (o *Outbox) Flush(ctx context.Context) (int, error) {
+	sent := 0
+	for _, name := range o.collections {
+		coll, err := o.db.Collection(ctx, name)
+		if err != nil {
+			return sent, err
+		}
+		cur, err := coll.Find(ctx, bson.M{Field: bson.M{"$exists": true, "$ne": bson.M{}}})
+		if err != nil {
+			return sent, err
+		}
+		var docs []struct {
+			ID      any    `bson:"_id"`
+			Pending bson.D `bson:"outbox"` // ordered: one entity's versions go out in sequence
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return sent, err
+		}
+		for _, d := range docs {
+			for _, pending := range d.Pending {
+				raw, _ := pending.Value.(string)
+				var e cloudevents.Event
+				if err := json.Unmarshal([]byte(raw), &e); err != nil {
+					return sent, err
+				}
+				if err := o.pub.Publish(ctx, e); err != nil {
+					return sent, err
+				}
+				if _, err := coll.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$unset": bson.M{Field + "." + pending.Key: ""}}); err != nil {
+					return sent, err
+				}
+				sent++
+			}
+		}
+	}
+	return sent, nil
+}
+
+// retrySoon keeps flushing in the background, with a growing pause, until nothing is left
+// or about a minute has passed (the process may be scaled to zero after that; the next
+// request's Flush takes over then).
+func (o *Outbox) retrySoon() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.flushing {
+		return
+	}
+	o.flushing = true
+	go func() {
+		defer func() { o.mu.Lock(); o.flushing = false; o.mu.Unlock() }()
+		for wait := time.Second; wait <= 32*time.Second; wait *= 2 {
+			time.Sleep(wait)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err := o.Flush(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
+}
