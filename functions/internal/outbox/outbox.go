@@ -49,10 +49,16 @@ func Add(update bson.M, evs ...cloudevents.Event) bson.M {
 		update["$set"] = set
 	}
 	for _, e := range evs {
-		b, _ := json.Marshal(e) // structured mode; our own events always marshal
-		set[Field+"."+e.ID()] = string(b)
+		set[Field+"."+e.ID()] = encode(e)
 	}
 	return update
+}
+
+// encode is how a pending event is stored: structured mode JSON, which our own events always
+// marshal to.
+func encode(e cloudevents.Event) string {
+	b, _ := json.Marshal(e)
+	return string(b)
 }
 
 // Deliver publishes events already recorded on document id of collection and clears each one

@@ -30,18 +30,7 @@ func ParseID(s string) (id primitive.ObjectID, ok bool) {
 // version to version+1, in one atomic write. No match returns ErrConflict.
 // update is a MongoDB update document ({"$set": ...}); it must not touch "version" itself.
 func UpdateVersion(ctx context.Context, coll lungo.ICollection, id any, version int64, update bson.M) error {
-	u := bson.M{"$inc": bson.M{"version": 1}}
-	for op, fields := range update {
-		u[op] = fields
-	}
-	res, err := coll.UpdateOne(ctx, bson.M{"_id": id, "version": version}, u)
-	if err != nil {
-		return err
-	}
-	if res.MatchedCount == 0 {
-		return ErrConflict
-	}
-	return nil
+	return UpdateVersionWhere(ctx, coll, bson.M{"_id": id}, version, update)
 }
 
 // EnsureIndex creates an index unless it exists; both engines accept a repeat.
