@@ -5,14 +5,15 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
 	"github.com/tickit/tickit/functions/internal/httpapi"
 )
 
-// Handler returns fn's whole HTTP surface. background is the context Function.Background
-// runs under; it should end when the server stops.
-func Handler(background context.Context, fn Function) http.Handler {
+// Handler returns fn's whole HTTP surface. ctx carries the logger and is the context
+// Function.Background runs under; it should end when the server stops.
+func Handler(ctx context.Context, fn Function) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -32,10 +33,17 @@ func Handler(background context.Context, fn Function) http.Handler {
 		next := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r)
-			t.run(background, fn.Background)
+			t.run(ctx, fn.Background)
 		})
 	}
-	return logRequests(h)
+	return withLogger(logging.FromContext(ctx), logRequests(h))
+}
+
+// withLogger gives every request the function's logger.
+func withLogger(logger *zap.SugaredLogger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger)))
+	})
 }
 
 // notFoundAsJSON answers unknown routes (and wrong methods) in the API's error format

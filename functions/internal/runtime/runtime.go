@@ -71,7 +71,6 @@ func ServeListener(ctx context.Context, ln net.Listener, fn Function) error {
 	srv := &http.Server{
 		Handler:           Handler(background, fn),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return logging.WithLogger(context.Background(), logger) },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
