@@ -4,7 +4,7 @@ SHELL := bash
 
 # Every Go module of the workspace (go.work).
 PACKAGES := ./events/... ./functions/... ./knative/local/...
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
