@@ -9,6 +9,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/tickit/tickit/events"
+	"github.com/tickit/tickit/functions/internal/httpapi"
 )
 
 // eventReceiver decodes a CloudEvent (binary or structured mode) and dispatches it by type.
@@ -17,6 +18,7 @@ import (
 func eventReceiver(fn Function) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		r.Body = http.MaxBytesReader(w, r.Body, httpapi.MaxBody)
 		e, err := binding.ToEvent(ctx, cehttp.NewMessageFromHttpRequest(r))
 		if err != nil {
 			http.Error(w, "not a CloudEvent: "+err.Error(), http.StatusBadRequest)

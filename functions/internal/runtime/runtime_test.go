@@ -118,6 +118,15 @@ func TestNotACloudEventIsRejected(t *testing.T) {
 	}
 }
 
+func TestOversizedEventIsRejected(t *testing.T) {
+	srv := testenv.Serve(t, echoFunction())
+	big := events.New(events.ExpirationCompleted{OrderID: orderID})
+	_ = big.SetData(cloudevents.ApplicationJSON, map[string]string{"orderId": orderID, "pad": strings.Repeat("x", 2<<20)})
+	if status, _ := testenv.Send(t, srv.URL, big, false); status != http.StatusBadRequest {
+		t.Fatalf("2 MiB event: status %d, want 400", status)
+	}
+}
+
 func TestAPIErrorsUseTheErrorFormat(t *testing.T) {
 	srv := testenv.Serve(t, echoFunction())
 	cases := []struct {
