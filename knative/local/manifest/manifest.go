@@ -16,11 +16,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	"knative.dev/eventing/pkg/apis/feature"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+	servingconfig "knative.dev/serving/pkg/apis/config"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -62,7 +68,7 @@ func (app *App) add(doc []byte) error {
 	if err := json.Unmarshal(doc, &tm); err != nil {
 		return err
 	}
-	ctx := context.Background()
+	ctx := clusterContext()
 	switch tm.APIVersion + "/" + tm.Kind {
 	case "serving.knative.dev/v1/Service":
 		obj := &servingv1.Service{}
@@ -106,13 +112,30 @@ type knativeObject interface {
 	apis.Validatable
 }
 
+// clusterFeatures is the data of config-features (knative-eventing) in config/: the
+// Triggers' delivery timeout is a feature flag. A test checks that the two agree.
+var clusterFeatures = map[string]string{feature.DeliveryTimeout: string(feature.Enabled)}
+
+// clusterContext is what the webhooks validate a new object against: Serving's defaults and
+// the cluster's Eventing feature flags, in a create request.
+func clusterContext() context.Context {
+	flags, err := feature.NewFlagsConfigFromMap(clusterFeatures)
+	if err != nil {
+		panic(err) // a constant above: a bad flag is a programming error the tests catch
+	}
+	ctx := feature.ToContext(context.Background(), flags)
+	ctx = servingconfig.ToContext(ctx, servingconfig.FromContextOrDefaults(ctx))
+	return apis.WithinCreate(ctx)
+}
+
+// knative decodes doc strictly into obj, then defaults and validates it as the webhook would.
 func knative(ctx context.Context, doc []byte, obj knativeObject) error {
 	if err := strict(doc, obj); err != nil {
 		return err
 	}
-	ctx = apis.WithinCreate(ctx)
 	obj.SetDefaults(ctx)
-	if err := obj.Validate(ctx); err != nil {
+	// Like the webhook, refuse errors; warnings are admitted (the tests keep them at zero).
+	if err := obj.Validate(ctx).Filter(apis.ErrorLevel); err != nil {
 		return err
 	}
 	return nil
@@ -166,4 +189,39 @@ func walkDocuments(dir string, fn func(file string, index int, doc []byte) error
 			}
 		}
 	})
+}
+
+// koPrefix marks an image that ko builds from a Go main package.
+const koPrefix = "ko://"
+
+// Function returns the import path of the Go main package a Service runs (its ko:// image),
+// or "" for a Service that runs a prebuilt image, such as the dead-letter sink.
+func Function(svc *servingv1.Service) string {
+	containers := svc.Spec.Template.Spec.Containers
+	if len(containers) == 0 || !strings.HasPrefix(containers[0].Image, koPrefix) {
+		return ""
+	}
+	return strings.TrimPrefix(containers[0].Image, koPrefix)
+}
+
+// Sink returns the destination a SinkBinding injects into svc as K_SINK, or nil when no
+// SinkBinding selects it (by name or by label selector).
+func (app *App) Sink(svc *servingv1.Service) *duckv1.Destination {
+	for _, b := range app.SinkBindings {
+		s := b.Spec.Subject
+		if s.APIVersion != servingv1.SchemeGroupVersion.String() || s.Kind != "Service" || s.Namespace != svc.Namespace {
+			continue
+		}
+		if s.Name != "" {
+			if s.Name == svc.Name {
+				return &b.Spec.Sink
+			}
+			continue
+		}
+		selector, err := metav1.LabelSelectorAsSelector(s.Selector)
+		if err == nil && selector.Matches(labels.Set(svc.Labels)) {
+			return &b.Spec.Sink
+		}
+	}
+	return nil
 }
