@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/tickit/tickit/events"
+	"github.com/tickit/tickit/functions/internal/runtime"
+	"github.com/tickit/tickit/functions/internal/session"
+	"github.com/tickit/tickit/functions/internal/testenv"
+)
+
+// window is the EXPIRATION_WINDOW of the tests; the clock is the tests' own, so expiry is
+// reached by moving the clock, never by waiting.
+const window = 15 * time.Minute
+
+// clock is a settable time source for the function under test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// ids hands out fresh ObjectIDs, or a forced one while force is set (to make an insert fail).
+type ids struct {
+	mu    sync.Mutex
+	force *primitive.ObjectID
+}
+
+func (g *ids) New() primitive.ObjectID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.force != nil {
+		return *g.force
+	}
+	return primitive.NewObjectID()
+}
+
+func (g *ids) Force(id *primitive.ObjectID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.force = id
+}
+
+// harness is the orders function served over real HTTP, on an in-memory database through the
+// production store code, publishing to a recording Broker stand-in.
+type harness struct {
+	URL      string
+	Sink     *testenv.Sink
+	Sessions *session.Manager
+	Clock    *clock
+	IDs      *ids
+	Store    storage
+	Fn       runtime.Function
+}
+
+func newHarness(t testing.TB) *harness {
+	db := testenv.Store(t, "orders", setup)
+	h := &harness{
+		Sink:     testenv.NewSink(t),
+		Sessions: testenv.Sessions(),
+		Clock:    &clock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)},
+		IDs:      &ids{},
+		Store:    storage{db: db},
+	}
+	h.Fn = New(Config{DB: db, Publisher: h.Sink.Publisher(t), Sessions: h.Sessions, Window: window,
+		Now: h.Clock.Now, NewID: h.IDs.New})
+	h.URL = testenv.Serve(t, h.Fn).URL
+	return h
+}
+
+func (h *harness) user(t testing.TB, name string) testenv.User {
+	return testenv.NewUser(t, h.Sessions, name+"@example.com")
+}
+
+// ticket lists a new ticket of seller through ticket.created and returns its id.
+func (h *harness) ticket(t testing.TB, seller testenv.User) string {
+	t.Helper()
+	id := primitive.NewObjectID().Hex()
+	if status, _ := h.send(t, events.TicketCreated{ID: id, Version: 0, Title: "Concert, row 7", Price: 1999, UserID: seller.ID}); status != http.StatusAccepted {
+		t.Fatalf("ticket.created answered %d, want 202", status)
+	}
+	return id
+}
+
+// send delivers a fresh event with the payload, as the Broker does (binary mode).
+func (h *harness) send(t testing.TB, p events.Payload) (int, *cloudevents.Event) {
+	t.Helper()
+	return testenv.Send(t, h.URL, events.New(p), false)
+}
+
+// buy places an order for ticketID as user.
+func (h *harness) buy(t testing.TB, u testenv.User, ticketID string) testenv.Response {
+	t.Helper()
+	return testenv.Call(t, http.MethodPost, h.URL+"/api/orders", map[string]string{"ticketId": ticketID}, u.Token)
+}
+
+// mustBuy places an order that must succeed and returns it.
+func (h *harness) mustBuy(t testing.TB, u testenv.User, ticketID string) orderJSON {
+	t.Helper()
+	r := h.buy(t, u, ticketID)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST /api/orders: %d %s, want 201", r.Status, r.Body)
+	}
+	var o orderJSON
+	r.JSON(t, &o)
+	return o
+}
+
+// get reads an order through the API as its owner.
+func (h *harness) get(t testing.TB, u testenv.User, id string) orderJSON {
+	t.Helper()
+	r := testenv.Call(t, http.MethodGet, h.URL+"/api/orders/"+id, nil, u.Token)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET order: %d %s, want 200", r.Status, r.Body)
+	}
+	var o orderJSON
+	r.JSON(t, &o)
+	return o
+}
+
+// pay delivers payment.created for order id and returns the answer.
+func (h *harness) pay(t testing.TB, orderID, paymentID string) (int, *cloudevents.Event) {
+	t.Helper()
+	return h.send(t, events.PaymentCreated{ID: paymentID, OrderID: orderID, StripeID: "pi_" + paymentID, Amount: 1999, Currency: "usd"})
+}
+
+// published returns the events of type typ about subject (an order or ticket id).
+func (h *harness) published(typ, subject string) []cloudevents.Event {
+	var out []cloudevents.Event
+	for _, e := range h.Sink.Events(typ) {
+		if e.Subject() == subject {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// replica reads the ticket replica straight from the store.
+func (h *harness) replica(t testing.TB, id string) Ticket {
+	t.Helper()
+	oid, _ := primitive.ObjectIDFromHex(id)
+	tk, err := h.Store.ticket(context.Background(), oid)
+	if err != nil {
+		t.Fatalf("replica %s: %v", id, err)
+	}
+	return tk
+}
+
+// wantError checks an API error answer: status, and a message containing msg on field.
+func wantError(t testing.TB, r testenv.Response, status int, field, msg string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d (%s), want %d", r.Status, r.Body, status)
+	}
+	e := r.Errors(t).Errors[0]
+	if e.Field != field || !strings.Contains(e.Message, msg) {
+		t.Fatalf("error %+v, want field %q and a message containing %q", e, field, msg)
+	}
+}
+
+func newPaymentID() string { return primitive.NewObjectID().Hex() }
