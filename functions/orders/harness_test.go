@@ -143,11 +143,16 @@ func (h *harness) pay(t testing.TB, orderID, paymentID string) (int, *cloudevent
 	return h.send(t, events.PaymentCreated{ID: paymentID, OrderID: orderID, StripeID: "pi_" + paymentID, Amount: 1999, Currency: "usd"})
 }
 
-// published returns the events of type typ about subject (an order or ticket id).
+// published returns the distinct events (by id, in order of arrival) of type typ ("" for
+// every type) about subject ("" for every subject). An event may reach the sink twice, when
+// the background outbox flush overlaps the request's own delivery; consumers drop the repeat
+// by id, so one id is one effect.
 func (h *harness) published(typ, subject string) []cloudevents.Event {
 	var out []cloudevents.Event
+	seen := map[string]bool{}
 	for _, e := range h.Sink.Events(typ) {
-		if e.Subject() == subject {
+		if (subject == "" || e.Subject() == subject) && !seen[e.ID()] {
+			seen[e.ID()] = true
 			out = append(out, e)
 		}
 	}
