@@ -455,6 +455,7 @@ func TestBadRequestBodiesGetAClearAnswer(t *testing.T) {
 	}{
 		{"malformed JSON", "application/json", `{"email":`, 400, [2]string{"Malformed JSON: unexpected EOF", ""}},
 		{"empty body", "application/json", ``, 400, [2]string{"Request body must be a JSON object", ""}},
+		{"an array, not an object", "application/json", `[{"email":"ann@example.com"}]`, 400, [2]string{"Request body must be a JSON object", ""}},
 		{"data after the object", "application/json", `{} {}`, 400, [2]string{"Malformed JSON: data after the JSON object", ""}},
 		{"wrong content type", "text/plain", `{}`, 415, [2]string{"Content-Type must be application/json", ""}},
 		{"no content type", "", `{}`, 415, [2]string{"Content-Type must be application/json", ""}},

@@ -45,6 +45,7 @@ func TestSignUpRules(t *testing.T) {
 		{name: "angle brackets", email: "<ann@example.com>", password: "12345678", wantFields: []string{"email"}},
 		{name: "two addresses", email: "ann@example.com, bob@example.com", password: "12345678", wantFields: []string{"email"}},
 		{name: "comment", email: "ann@example.com (Ann)", password: "12345678", wantFields: []string{"email"}},
+		{name: "quoted local part", email: `"ann"@example.com`, password: "12345678", wantFields: []string{"email"}},
 		{name: "inner space", email: "ann smith@example.com", password: "12345678", wantFields: []string{"email"}},
 		{name: "7-character password", email: "ann@example.com", password: "1234567", wantFields: []string{"password"}},
 		{name: "empty password", email: "ann@example.com", password: "", wantFields: []string{"password"}},

@@ -49,7 +49,7 @@ func decodeError(err error) error {
 		return apiErr
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return BadRequest(fmt.Sprintf("%s must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String())), typeErr.Field)
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF), errors.As(err, &typeErr): // empty, or an array, string... at the top
 		return BadRequest("Request body must be a JSON object")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
