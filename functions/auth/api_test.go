@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -496,4 +497,43 @@ func do(t *testing.T, req *http.Request) testenv.Response {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	return testenv.Response{Status: res.StatusCode, Header: res.Header, Body: body}
+}
+
+func TestSignInForAnUnknownEmailRunsAHashLikeAWrongPassword(t *testing.T) {
+	// With every hashing slot taken, a sign-in that hashes cannot answer; one that skipped the
+	// hash for an unknown email would answer at once. No timing is asserted: a hashing request
+	// never answers while the slots are held, whatever the machine's speed.
+	env := newEnv(t)
+	env.signUp(t, "ann@example.com", "correct horse")
+	for range cap(argonSlots) {
+		argonSlots <- struct{}{}
+	}
+	released := false
+	release := func() {
+		if !released {
+			for range cap(argonSlots) {
+				<-argonSlots
+			}
+			released = true
+		}
+	}
+	defer release()
+
+	for _, body := range []string{
+		`{"email":"ann@example.com","password":"wrong horse"}`,
+		`{"email":"bob@example.com","password":"correct horse"}`,
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.url+"/api/users/signin", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			res.Body.Close()
+			t.Fatalf("%s: answered %d without a free hashing slot, so it ran no hash", body, res.StatusCode)
+		}
+	}
+	release()
+	wantError(t, env.post(t, "signin", credentials{Email: "bob@example.com", Password: "correct horse"}),
+		http.StatusBadRequest, [2]string{"Invalid credentials", ""})
 }
