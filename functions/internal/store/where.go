@@ -15,10 +15,18 @@ func UpdateVersionWhere(ctx context.Context, coll lungo.ICollection, filter bson
 	for k, v := range filter {
 		f[k] = v
 	}
-	u := bson.M{"$inc": bson.M{"version": 1}}
+	u := bson.M{}
 	for op, fields := range update {
 		u[op] = fields
 	}
+	// A caller's own $inc ({"attempts": 1}) joins the version's instead of replacing it.
+	inc := bson.M{"version": 1}
+	if more, ok := update["$inc"].(bson.M); ok {
+		for k, v := range more {
+			inc[k] = v
+		}
+	}
+	u["$inc"] = inc
 	res, err := coll.UpdateOne(ctx, f, u)
 	if err != nil {
 		return err
