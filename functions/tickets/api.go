@@ -189,7 +189,7 @@ func (a api) update(w http.ResponseWriter, r *http.Request) error {
 		switch {
 		case t.UserID != user.ID:
 			return httpapi.ErrForbidden
-		case t.Reserved() || t.Sold:
+		case t.Reserved():
 			return ErrReserved
 		}
 		edited, err = a.tickets.edit(r.Context(), t, title, price)

@@ -39,9 +39,6 @@ const noOrder = ""
 // Reserved reports whether an order holds the ticket (sold tickets stay held by the buyer's order).
 func (t Ticket) Reserved() bool { return t.OrderID != noOrder }
 
-// Listed reports whether the ticket shows in the listing of tickets for sale.
-func (t Ticket) Listed() bool { return !t.Reserved() && !t.Sold }
-
 func (t Ticket) cancelled(orderID string) bool { return slices.Contains(t.CancelledOrders, orderID) }
 
 // Decision is what an order event does to a ticket.
