@@ -102,6 +102,9 @@ func TestAReservedTicketCannotBeOrderedAgain(t *testing.T) {
 	wantError(t, r, http.StatusBadRequest, "ticketId", "Ticket is already reserved")
 }
 
+// client keeps a connection per concurrent buyer alive instead of the default two.
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
 // post is a bare POST for many goroutines at once (testenv.Call may only fail the test from
 // the test's own goroutine).
 func post(url, token string, body any) (int, []byte, error) {
@@ -112,7 +115,7 @@ func post(url, token string, body any) (int, []byte, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -43,8 +43,12 @@ type service struct {
 
 // New returns the orders function; main and the tests both run this one.
 func New(cfg Config) runtime.Function {
+	return newService(cfg).function(cfg.Sessions)
+}
+
+func newService(cfg Config) *service {
 	s := &service{
-		store:  storage{db: cfg.DB},
+		store:  newStorage(cfg.DB),
 		box:    outbox.New(cfg.Publisher, cfg.DB, ordersCollection),
 		window: cfg.Window,
 		now:    cfg.Now,
@@ -56,6 +60,10 @@ func New(cfg Config) runtime.Function {
 	if s.newID == nil {
 		s.newID = primitive.NewObjectID
 	}
+	return s
+}
+
+func (s *service) function(sessions *session.Manager) runtime.Function {
 	return runtime.Function{
 		Name:   "orders",
 		Routes: s.routes,
@@ -65,7 +73,7 @@ func New(cfg Config) runtime.Function {
 			events.TypeExpirationCompleted: s.onExpirationCompleted,
 			events.TypePaymentCreated:      s.onPaymentCreated,
 		},
-		Sessions:   cfg.Sessions,
+		Sessions:   sessions,
 		Background: s.flush,
 	}
 }
@@ -112,11 +120,30 @@ func (s *service) place(ctx context.Context, buyer session.User, ticketID primit
 	created := events.New(events.OrderCreated{ID: o.ID.Hex(), Version: o.Version, Status: o.Status,
 		UserID: o.UserID, UserEmail: o.UserEmail, ExpiresAt: o.ExpiresAt, Ticket: o.Ticket})
 	if err := s.store.insertOrder(ctx, o, created); err != nil {
-		// Give the ticket back; if even that fails, ReservedUntil ends the reservation.
-		return Order{}, errors.Join(fmt.Errorf("insert order: %w", err), s.store.release(ctx, t.ID, o.ID))
+		if err := s.settle(ctx, o, t.ID, err); err != nil {
+			return Order{}, err
+		}
 	}
 	s.box.Deliver(ctx, ordersCollection, o.ID, created)
 	return o, nil
+}
+
+// settle decides what a failed write of order o means. The outcome of a failed write can be
+// unclear (a timeout after the server wrote it), so look: our order is there -> it landed, go
+// on; it is not (or another order has that id) -> give the ticket back; cannot look -> keep
+// the reservation, which then ends at ReservedUntil like a crashed request's.
+func (s *service) settle(ctx context.Context, o Order, ticketID primitive.ObjectID, insertErr error) error {
+	insertErr = fmt.Errorf("insert order: %w", insertErr)
+	stored, err := s.store.order(ctx, o.ID)
+	switch {
+	case err == nil && stored.UserID == o.UserID && stored.Ticket.ID == o.Ticket.ID && stored.CreatedAt.Equal(o.CreatedAt):
+		logging.FromContext(ctx).Warnw("the order was written despite the error", "order", o.ID.Hex(), "error", insertErr)
+		return nil
+	case err == nil || errors.Is(err, errMissing):
+		return errors.Join(insertErr, s.store.release(ctx, ticketID, o.ID))
+	default:
+		return errors.Join(insertErr, err)
+	}
 }
 
 // reservable returns the ticket when buyer may reserve it now. A holder that expired is

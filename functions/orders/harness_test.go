@@ -72,18 +72,27 @@ type harness struct {
 	Fn       runtime.Function
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB, tweaks ...func(*service)) *harness {
+	h := newUnserved(t, tweaks...)
+	h.URL = testenv.Serve(t, h.Fn).URL
+	return h
+}
+
+// newUnserved builds everything but the server; tweaks change the service before it serves.
+func newUnserved(t testing.TB, tweaks ...func(*service)) *harness {
 	db := testenv.Store(t, "orders", setup)
 	h := &harness{
 		Sink:     testenv.NewSink(t),
 		Sessions: testenv.Sessions(),
 		Clock:    &clock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)},
 		IDs:      &ids{},
-		Store:    storage{db: db},
+		Store:    newStorage(db),
 	}
-	h.Fn = New(Config{DB: db, Publisher: h.Sink.Publisher(t), Sessions: h.Sessions, Window: window,
-		Now: h.Clock.Now, NewID: h.IDs.New})
-	h.URL = testenv.Serve(t, h.Fn).URL
+	svc := newService(Config{DB: db, Publisher: h.Sink.Publisher(t), Window: window, Now: h.Clock.Now, NewID: h.IDs.New})
+	for _, tweak := range tweaks {
+		tweak(svc)
+	}
+	h.Fn = svc.function(h.Sessions)
 	return h
 }
 

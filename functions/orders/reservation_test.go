@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/256dpi/lungo"
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/tickit/tickit/events"
 	"github.com/tickit/tickit/functions/internal/testenv"
@@ -135,8 +140,114 @@ func TestAFailedOrderWriteGivesTheTicketBack(t *testing.T) {
 	if n := len(h.published(events.TypeOrderCreated, "")); n != 1 {
 		t.Fatalf("%d order.created events, want only the first order's", n)
 	}
+	if got := h.get(t, buyer, existing.ID); got != existing {
+		t.Fatalf("the order that owns the id changed: %+v, was %+v", got, existing)
+	}
 	h.IDs.Force(nil)
 	h.mustBuy(t, buyer, ticketID)
+}
+
+// faultyOrders wraps the orders collection to make the order's insert fail: before it is
+// written, or after (the server wrote it, the caller hears an error: a timeout); and
+// optionally the read that follows, too.
+type faultyOrders struct {
+	lungo.ICollection
+	landed  bool
+	readErr error
+}
+
+var errInjected = errors.New("injected fault")
+
+func (f faultyOrders) InsertOne(ctx context.Context, doc any, opts ...*options.InsertOneOptions) (*mongo.InsertOneResult, error) {
+	if f.landed {
+		if _, err := f.ICollection.InsertOne(ctx, doc, opts...); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errInjected
+}
+
+func (f faultyOrders) FindOne(ctx context.Context, filter any, opts ...*options.FindOneOptions) lungo.ISingleResult {
+	if f.readErr != nil {
+		return mongo.NewSingleResultFromDocument(bson.D{}, f.readErr, nil)
+	}
+	return f.ICollection.FindOne(ctx, filter, opts...)
+}
+
+func withFaultyOrders(f faultyOrders) func(*service) {
+	return func(s *service) {
+		open := s.store.open
+		s.store.open = func(ctx context.Context, name string) (lungo.ICollection, error) {
+			c, err := open(ctx, name)
+			if err != nil || name != ordersCollection {
+				return c, err
+			}
+			f.ICollection = c
+			return f, nil
+		}
+	}
+}
+
+func TestALostOrderWriteGivesTheTicketBack(t *testing.T) {
+	// Arrange
+	h := newHarness(t, withFaultyOrders(faultyOrders{}))
+	ticketID := h.ticket(t, h.user(t, "seller"))
+
+	// Act
+	r := h.buy(t, h.user(t, "buyer"), ticketID)
+
+	// Assert
+	if r.Status != http.StatusInternalServerError {
+		t.Fatalf("POST answered %d %s, want 500", r.Status, r.Body)
+	}
+	if got := h.replica(t, ticketID).ReservedBy; got != nil {
+		t.Fatalf("the lost order still holds the ticket: reservedBy %s", got.Hex())
+	}
+	if n := len(h.published("", "")); n != 0 {
+		t.Fatalf("%d events published for an order that does not exist", n)
+	}
+}
+
+func TestAnOrderWriteThatLandedDespiteItsErrorStands(t *testing.T) {
+	// Arrange
+	h := newHarness(t, withFaultyOrders(faultyOrders{landed: true}))
+	ticketID := h.ticket(t, h.user(t, "seller"))
+	buyer := h.user(t, "buyer")
+
+	// Act
+	o := h.mustBuy(t, buyer, ticketID)
+
+	// Assert: the order is what the buyer was told, it holds the ticket, and it was announced.
+	if got := h.get(t, buyer, o.ID); got != o {
+		t.Fatalf("stored %+v, answered %+v", got, o)
+	}
+	if got := h.replica(t, ticketID).ReservedBy; got == nil || got.Hex() != o.ID {
+		t.Fatalf("replica reservedBy %v, want %s", got, o.ID)
+	}
+	if n := len(h.published(events.TypeOrderCreated, o.ID)); n != 1 {
+		t.Fatalf("%d order.created events, want 1", n)
+	}
+}
+
+func TestAnOrderWriteOfUnknownOutcomeKeepsTheReservationUntilItsExpiry(t *testing.T) {
+	// Arrange: the insert fails and so does the read that would tell whether it landed.
+	h := newHarness(t, withFaultyOrders(faultyOrders{readErr: errInjected}))
+	ticketID := h.ticket(t, h.user(t, "seller"))
+
+	// Act
+	r := h.buy(t, h.user(t, "buyer"), ticketID)
+
+	// Assert: the reservation stays (the order may exist), bounded by the order's expiry.
+	if r.Status != http.StatusInternalServerError {
+		t.Fatalf("POST answered %d %s, want 500", r.Status, r.Body)
+	}
+	replica := h.replica(t, ticketID)
+	if replica.ReservedBy == nil || !replica.ReservedUntil.Equal(h.Clock.Now().Add(window)) {
+		t.Fatalf("replica %+v: want the reservation kept until now+window", replica)
+	}
+	if !replica.Free(nil, h.Clock.Now().Add(window)) {
+		t.Fatal("a reservation without an order must end at its expiry")
+	}
 }
 
 func TestAReservationWhoseOrderWasNeverWrittenEndsAtItsExpiry(t *testing.T) {

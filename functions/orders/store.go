@@ -34,11 +34,15 @@ func setup(ctx context.Context, db lungo.IDatabase) error {
 
 // storage reads and writes the orders database.
 type storage struct {
-	db *store.DB
+	// open returns a collection of the database (store.DB.Collection); tests wrap it to
+	// make a write fail at a chosen point.
+	open func(ctx context.Context, name string) (lungo.ICollection, error)
 }
 
+func newStorage(db *store.DB) storage { return storage{open: db.Collection} }
+
 func (s storage) coll(ctx context.Context, name string) (lungo.ICollection, error) {
-	return s.db.Collection(ctx, name)
+	return s.open(ctx, name)
 }
 
 // ticket returns the replica of ticket id, or errMissing.
