@@ -1,0 +1,211 @@
+// events_test.go: the order replica and refunds, through the real event receiver.
+package main
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/tickit/tickit/events"
+	"github.com/tickit/tickit/functions/internal/testenv"
+)
+
+func cancelled(orderID string, version int64) cloudevents.Event {
+	return events.New(events.OrderCancelled{ID: orderID, Version: version, Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex()}})
+}
+
+func completed(orderID, userID string, version int64) cloudevents.Event {
+	return events.New(events.OrderCompleted{ID: orderID, Version: version, UserID: userID, UserEmail: "buyer@example.com",
+		Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 1999}, PaymentID: primitive.NewObjectID().Hex()})
+}
+
+func TestOrderCreatedBuildsTheReplica(t *testing.T) {
+	h := newHarness(t, newStandIn(t).URL)
+	userID, orderID := primitive.NewObjectID().Hex(), primitive.NewObjectID().Hex()
+	expiresAt := time.Date(2030, 1, 1, 0, 15, 0, 0, time.UTC)
+	e := orderEvent(t, orderID, userID, "19.99", expiresAt)
+
+	for range 2 { // the second delivery is a duplicate
+		if status := h.send(t, e); status != http.StatusAccepted {
+			t.Fatalf("order.created answered %d, want 202", status)
+		}
+	}
+
+	o, found := h.replica(t, orderID)
+	if !found || o.Version != 0 || o.UserID != userID || o.Price != 1999 || o.Status != events.StatusCreated || !o.ExpiresAt.Equal(expiresAt) {
+		t.Fatalf("replica %+v (found %v)", o, found)
+	}
+}
+
+func TestOrderStatusEventsApplyInVersionOrder(t *testing.T) {
+	h := newHarness(t, newStandIn(t).URL)
+	buyer := h.user(t)
+
+	t.Run("cancelled applies once; a repeat is a 2xx no-op", func(t *testing.T) {
+		orderID := h.order(t, buyer, "10", time.Hour)
+		for range 2 {
+			if status := h.send(t, cancelled(orderID, 1)); status != http.StatusAccepted {
+				t.Fatalf("order.cancelled answered %d, want 202", status)
+			}
+		}
+		if o, _ := h.replica(t, orderID); o.Status != events.StatusCancelled || o.Version != 1 {
+			t.Fatalf("replica %+v: want cancelled at version 1", o)
+		}
+	})
+	t.Run("completed applies", func(t *testing.T) {
+		orderID := h.order(t, buyer, "10", time.Hour)
+		if status := h.send(t, completed(orderID, buyer.ID, 1)); status != http.StatusAccepted {
+			t.Fatalf("order.completed answered %d, want 202", status)
+		}
+		if o, _ := h.replica(t, orderID); o.Status != events.StatusComplete || o.Version != 1 {
+			t.Fatalf("replica %+v: want complete at version 1", o)
+		}
+	})
+	t.Run("an event older than the replica is a 2xx no-op", func(t *testing.T) {
+		orderID := h.order(t, buyer, "10", time.Hour)
+		h.send(t, completed(orderID, buyer.ID, 1))
+		if status := h.send(t, cancelled(orderID, 1)); status != http.StatusAccepted {
+			t.Fatalf("stale order.cancelled answered %d, want 202", status)
+		}
+		if o, _ := h.replica(t, orderID); o.Status != events.StatusComplete {
+			t.Fatalf("a stale event changed the replica to %q", o.Status)
+		}
+	})
+	t.Run("a version gap answers 503 and changes nothing", func(t *testing.T) {
+		orderID := h.order(t, buyer, "10", time.Hour)
+		if status := h.send(t, cancelled(orderID, 2)); status != http.StatusServiceUnavailable {
+			t.Fatalf("order.cancelled v2 on a v0 replica answered %d, want 503", status)
+		}
+		if o, _ := h.replica(t, orderID); o.Status != events.StatusCreated || o.Version != 0 {
+			t.Fatalf("replica %+v changed by an event out of order", o)
+		}
+	})
+	t.Run("cancelled or completed before order.created answer 503", func(t *testing.T) {
+		orderID := primitive.NewObjectID().Hex()
+		for _, e := range []cloudevents.Event{cancelled(orderID, 1), completed(orderID, buyer.ID, 1)} {
+			if status := h.send(t, e); status != http.StatusServiceUnavailable {
+				t.Fatalf("%s before order.created answered %d, want 503", e.Type(), status)
+			}
+		}
+		if _, found := h.replica(t, orderID); found {
+			t.Fatal("an early event created a replica")
+		}
+	})
+	t.Run("malformed events answer 400", func(t *testing.T) {
+		bad := events.New(events.OrderCancelled{ID: "nope", Version: 1})
+		if status := h.send(t, bad); status != http.StatusBadRequest {
+			t.Fatalf("malformed order.cancelled answered %d, want 400", status)
+		}
+		e := orderEvent(t, primitive.NewObjectID().Hex(), buyer.ID, "19.999", time.Now().Add(time.Hour))
+		if status := h.send(t, e); status != http.StatusBadRequest {
+			t.Fatalf("order.created with a price of 3 decimals answered %d, want 400", status)
+		}
+	})
+}
+
+// paid pays a fresh order and returns its payment.
+func paid(t *testing.T, h *harness) Payment {
+	t.Helper()
+	buyer := h.user(t)
+	orderID := h.order(t, buyer, "10", time.Hour)
+	expectStatus(t, h.pay(t, buyer, orderID, pmVisa), http.StatusCreated)
+	return h.paymentOf(t, orderID)
+}
+
+func rejected(p Payment) cloudevents.Event {
+	return events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID.Hex()})
+}
+
+func TestPaymentRejectedRefundsOnce(t *testing.T) {
+	t.Run("delivered twice", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p := paid(t, h)
+		e := rejected(p)
+
+		for range 2 {
+			if status := h.send(t, e); status != http.StatusAccepted {
+				t.Fatalf("payment.rejected answered %d, want 202", status)
+			}
+		}
+
+		if _, refunds := stripe.counts(); refunds != 1 {
+			t.Fatalf("%d refunds, want 1", refunds)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentRefunded || got.RefundID == "" {
+			t.Fatalf("payment %+v: want refunded with the refund's id", got)
+		}
+	})
+	t.Run("delivered twice at once", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p := paid(t, h)
+		e := rejected(p)
+
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if status := h.send(t, e); status != http.StatusAccepted {
+					t.Errorf("payment.rejected answered %d, want 202", status)
+				}
+			})
+		}
+		wg.Wait()
+
+		if _, refunds := stripe.counts(); refunds != 1 {
+			t.Fatalf("%d refunds, want 1", refunds)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentRefunded {
+			t.Fatalf("payment is %q, want refunded", got.Status)
+		}
+	})
+	t.Run("Stripe unreachable: 503, still succeeded, refunded on redelivery", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p := paid(t, h)
+		stripe.setMode("lose-answer")
+
+		if status := h.send(t, rejected(p)); status != http.StatusServiceUnavailable {
+			t.Fatalf("payment.rejected answered %d, want 503", status)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentSucceeded {
+			t.Fatalf("payment is %q after a failed refund, want succeeded", got.Status)
+		}
+		stripe.setMode("")
+		if status := h.send(t, rejected(p)); status != http.StatusAccepted {
+			t.Fatalf("redelivery answered %d, want 202", status)
+		}
+		if _, refunds := stripe.counts(); refunds != 1 {
+			t.Fatalf("%d refunds, want 1 (the lost one, replayed)", refunds)
+		}
+	})
+	t.Run("a payment this function does not know is a 2xx no-op", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p := paid(t, h)
+		unknown := events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: primitive.NewObjectID().Hex()})
+		otherOrder := events.New(events.PaymentRejected{OrderID: primitive.NewObjectID().Hex(), PaymentID: p.ID.Hex()})
+
+		for _, e := range []cloudevents.Event{unknown, otherOrder} {
+			if status := h.send(t, e); status != http.StatusAccepted {
+				t.Fatalf("payment.rejected answered %d, want 202", status)
+			}
+		}
+
+		if _, refunds := stripe.counts(); refunds != 0 {
+			t.Fatalf("%d refunds, want none", refunds)
+		}
+	})
+}
+
+func TestUnknownEventTypeAnswers400(t *testing.T) {
+	h := newHarness(t, newStandIn(t).URL)
+	e := events.New(events.TicketCreated{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 100, UserID: primitive.NewObjectID().Hex()})
+	if status, _ := testenv.Send(t, h.URL, e, true); status != http.StatusBadRequest {
+		t.Fatalf("ticket.created answered %d, want 400", status)
+	}
+}

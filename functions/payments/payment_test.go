@@ -1,0 +1,72 @@
+// payment_test.go: the payment rules without I/O.
+package main
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tickit/tickit/events"
+)
+
+func TestNextStep(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	open := Order{Status: events.StatusCreated, ExpiresAt: now.Add(time.Minute)}
+	with := func(o Order, change func(*Order)) Order { change(&o); return o }
+	payment := func(status string, claimedAgo time.Duration) *Payment {
+		return &Payment{Status: status, ClaimedAt: now.Add(-claimedAgo)}
+	}
+	cases := []struct {
+		name    string
+		order   Order
+		payment *Payment
+		step    step
+		err     error
+	}{
+		{"open order, no payment", open, nil, stepFirstAttempt, nil},
+		{"declined before", open, payment(paymentDeclined, 0), stepNewAttempt, nil},
+		{"pending, fresh", open, payment(paymentPending, staleAfter-time.Second), 0, ErrInProgress},
+		{"pending, abandoned", open, payment(paymentPending, staleAfter), stepResume, nil},
+		{"succeeded", open, payment(paymentSucceeded, 0), 0, ErrPaid},
+		{"refunded", open, payment(paymentRefunded, 0), 0, ErrCancelled},
+		{"complete", with(open, func(o *Order) { o.Status = events.StatusComplete }), nil, 0, ErrPaid},
+		{"cancelled", with(open, func(o *Order) { o.Status = events.StatusCancelled }), nil, 0, ErrCancelled},
+		{"expires now", with(open, func(o *Order) { o.ExpiresAt = now }), nil, 0, ErrExpired},
+		{"expired and paid says paid", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentSucceeded, 0), 0, ErrPaid},
+		{"expired with a fresh claim says expired", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentPending, 0), 0, ErrExpired},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := nextStep(c.order, c.payment, now)
+			if got != c.step || !errors.Is(err, c.err) {
+				t.Fatalf("nextStep = %v, %v; want %v, %v", got, err, c.step, c.err)
+			}
+		})
+	}
+}
+
+func TestOrderAppliesOnlyTheNextVersion(t *testing.T) {
+	o := Order{Version: 3}
+	for version, want := range map[int64]struct {
+		apply bool
+		err   error
+	}{2: {false, nil}, 3: {false, nil}, 4: {true, nil}, 5: {false, errReplicaBehind}} {
+		apply, err := o.applies(version)
+		if apply != want.apply || !errors.Is(err, want.err) {
+			t.Errorf("replica v3, event v%d: applies = %v, %v; want %v, %v", version, apply, err, want.apply, want.err)
+		}
+	}
+}
+
+func TestIdempotencyKeysNameTheOrderAttemptAndPayment(t *testing.T) {
+	order := "65a1b2c3d4e5f60718293a4c"
+	if chargeKey(order, 1) == chargeKey(order, 2) || chargeKey(order, 1) != chargeKey(order, 1) {
+		t.Fatal("a charge key must be stable per attempt and differ between attempts")
+	}
+	if chargeKey(order, 1) == chargeKey("65a1b2c3d4e5f60718293a4d", 1) {
+		t.Fatal("two orders share a charge key")
+	}
+	if refundKey(order) == chargeKey(order, 1) {
+		t.Fatal("a refund key equals a charge key")
+	}
+}

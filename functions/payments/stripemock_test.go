@@ -1,0 +1,120 @@
+// stripemock_test.go: the paths stripe-mock can show, against stripe-mock, which validates every
+// request against Stripe's API description. testdata/stripe-fixtures.json makes a confirmed
+// PaymentIntent come back succeeded. One stripe-mock serves the whole group (it takes seconds
+// to start).
+package main
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tickit/tickit/events"
+	"github.com/tickit/tickit/functions/internal/testenv"
+)
+
+const stripeFixtures = "testdata/stripe-fixtures.json"
+
+func TestAgainstStripeMock(t *testing.T) {
+	base := testenv.StripeMock(t, stripeFixtures)
+
+	t.Run("a confirmed PaymentIntent succeeds, is stored and publishes payment.created", func(t *testing.T) {
+		// Arrange
+		h := newHarness(t, base)
+		buyer := h.user(t)
+		orderID := h.order(t, buyer, "19.99", time.Hour)
+
+		// Act
+		r := h.pay(t, buyer, orderID, pmVisa)
+
+		// Assert
+		expectStatus(t, r, http.StatusCreated)
+		var got paymentView
+		r.JSON(t, &got)
+		if got.OrderID != orderID || !strings.HasPrefix(got.StripeID, "pi_") || !events.IsID(got.ID) {
+			t.Fatalf("201 body %+v: want the order id, a pi_ id and a payment id", got)
+		}
+		stored := h.paymentOf(t, orderID)
+		if stored.Status != paymentSucceeded || stored.StripeID != got.StripeID || stored.Amount != 1999 || stored.Currency != "usd" {
+			t.Fatalf("stored payment %+v", stored)
+		}
+		ev := paymentCreated(t, h.sink.WaitFor(t, events.TypePaymentCreated, 1)[0])
+		want := events.PaymentCreated{ID: got.ID, OrderID: orderID, StripeID: got.StripeID, Amount: 1999, Currency: "usd"}
+		if ev != want {
+			t.Fatalf("payment.created %+v, want %+v", ev, want)
+		}
+	})
+
+	t.Run("amounts reach Stripe as exact integer cents", func(t *testing.T) {
+		h := newHarness(t, base)
+		buyer := h.user(t)
+		// Literals whose float product with 100 is not the integer: 19.99*100 = 1998.9999999999998.
+		for price, cents := range map[string]int64{"19.99": 1999, "0.57": 57, "1.15": 115, "4.35": 435,
+			"0.3": 30, "19.990": 1999, "1e2": 10000, "1000000": 100000000} {
+			orderID := h.order(t, buyer, price, time.Hour)
+			r := h.pay(t, buyer, orderID, pmVisa)
+			expectStatus(t, r, http.StatusCreated)
+			var got paymentView
+			r.JSON(t, &got)
+			// stripe-mock echoes the request's amount into the PaymentIntent; that is what we store.
+			if got.Amount != cents {
+				t.Errorf("price %s: Stripe charged %d cents, want %d", price, got.Amount, cents)
+			}
+		}
+	})
+
+	t.Run("payment.rejected refunds the payment through Stripe", func(t *testing.T) {
+		h := newHarness(t, base)
+		buyer := h.user(t)
+		orderID := h.order(t, buyer, "25", time.Hour)
+		var paid paymentView
+		r := h.pay(t, buyer, orderID, pmVisa)
+		expectStatus(t, r, http.StatusCreated)
+		r.JSON(t, &paid)
+
+		status := h.send(t, events.New(events.PaymentRejected{OrderID: orderID, PaymentID: paid.ID}))
+
+		if status != http.StatusAccepted {
+			t.Fatalf("payment.rejected answered %d, want 202", status)
+		}
+		if p := h.paymentOf(t, orderID); p.Status != paymentRefunded || !strings.HasPrefix(p.RefundID, "re_") {
+			t.Fatalf("payment after the refund: %+v", p)
+		}
+	})
+}
+
+// BenchmarkPayAgainstStripeMock measures whole payments (replica lookup, claim, PaymentIntent at
+// stripe-mock, record with outbox, publish) through the HTTP API, 4 buyers at a time.
+func BenchmarkPayAgainstStripeMock(b *testing.B) {
+	base := testenv.StripeMock(b, stripeFixtures)
+	h := newHarness(b, base)
+	buyer := h.user(b)
+	const orders = 400
+	ids := make([]string, orders)
+	for i := range ids {
+		ids[i] = h.order(b, buyer, "19.99", time.Hour)
+	}
+	paid := 0
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; i < orders; i += 4 {
+					if r := h.pay(b, buyer, ids[i], pmVisa); r.Status != http.StatusCreated {
+						b.Errorf("payment answered %d: %s", r.Status, r.Body)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		paid += orders
+		b.StopTimer()
+		for i := range ids {
+			ids[i] = h.order(b, buyer, "19.99", time.Hour)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(paid)/b.Elapsed().Seconds(), "payments/s")
+}
