@@ -33,3 +33,17 @@ lint: ## go vet, gofmt and staticcheck over every module
 	@test -z "$$(gofmt -l events functions knative)" || { gofmt -l events functions knative; exit 1; }
 	go vet $(PACKAGES)
 	go run $(STATICCHECK) $(PACKAGES)
+
+# The kind cluster path (README: Deploy to kind). Needs docker, kind, kubectl and ko;
+# the Knative and eventing-natss versions are pinned at the top of hack/cluster.sh.
+.PHONY: cluster
+cluster: ## create the kind cluster "tickit" with Knative, Kourier, Eventing, NATS JetStream and config/
+	hack/cluster.sh create
+
+.PHONY: deploy
+deploy: ## build every function with ko into kind and apply knative/ (Secrets from JWT_KEY, STRIPE_KEY, ...)
+	hack/cluster.sh deploy
+
+.PHONY: undeploy
+undeploy: ## delete what make deploy applied (the cluster, config/ and the data stay)
+	hack/cluster.sh undeploy
