@@ -142,9 +142,7 @@ func TestCreateTicketNeedsJSONContentType(t *testing.T) {
 
 func TestShowTicket(t *testing.T) {
 	e := newEnv(t)
-	tk := e.create("Concert", 10)
-	order := newID()
-	e.deliver(orderCreated(order, tk.ID, e.clock.Now().Add(15*time.Minute)))
+	tk, order := e.reserved()
 
 	t.Run("a reserved ticket shows its order", func(t *testing.T) {
 		if got := e.get(tk.ID); got.OrderID != order {
@@ -297,8 +295,7 @@ func TestUpdateTicketBumpsTheVersionAndPublishesTicketUpdated(t *testing.T) {
 func TestUpdateTicketFailures(t *testing.T) {
 	e := newEnv(t)
 	tk := e.create("Concert", 10)
-	reserved := e.create("Reserved", 10)
-	e.deliver(orderCreated(newID(), reserved.ID, e.clock.Now().Add(15*time.Minute)))
+	reserved, _ := e.reserved()
 	sold := e.create("Sold", 10)
 	e.deliver(orderCompleted(newID(), sold.ID))
 	other := e.user("other@example.com")

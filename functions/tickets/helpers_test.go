@@ -65,6 +65,14 @@ func (e *env) create(title string, price float64) ticketJSON {
 	return tk
 }
 
+// reserved creates a ticket and reserves it for a new order that is live for 15 minutes.
+func (e *env) reserved() (ticketJSON, string) {
+	e.t.Helper()
+	tk, order := e.create("Concert", 10), newID()
+	e.deliver(orderCreated(order, tk.ID, e.clock.Now().Add(15*time.Minute)))
+	return tk, order
+}
+
 // get reads a ticket through the API.
 func (e *env) get(id string) ticketJSON {
 	e.t.Helper()
