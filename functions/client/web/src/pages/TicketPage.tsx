@@ -1,0 +1,81 @@
+// One ticket: its title and price, and Purchase, which reserves it with a new order.
+import { useState } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { api, asApiError, ApiError, type Order } from "../api";
+import { Alerts } from "../components/Form";
+import { formatMoney } from "../money";
+import { useApi } from "../useApi";
+import { useSession } from "../session";
+import { useTitle } from "../useTitle";
+
+/** How long Purchase waits for orders to hear of a ticket listed a moment ago. */
+const newTicketGrace = 5000;
+
+/**
+ * Creates the order. orders learns of a ticket from tickets' event, a moment after it was
+ * listed, and answers 404 until then: retry briefly so that a fresh ticket can be bought.
+ */
+async function orderTicket(ticketId: string): Promise<Order> {
+  const until = Date.now() + newTicketGrace;
+  for (;;) {
+    try {
+      return await api.createOrder(ticketId);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404 || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export function TicketPage() {
+  const { id = "" } = useParams();
+  const { user } = useSession();
+  const navigate = useNavigate();
+  const { data: ticket, error: loadError, loading } = useApi(() => api.ticket(id), [id]);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  useTitle(ticket?.title ?? "Ticket");
+
+  async function purchase() {
+    setBusy(true);
+    setError(null);
+    try {
+      const order = await orderTicket(id);
+      navigate(`/orders/${order.id}`);
+    } catch (err) {
+      setError(asApiError(err));
+      setBusy(false);
+    }
+  }
+
+  if (loading && !ticket) return <p className="muted">Loading ticket…</p>;
+  if (!ticket) {
+    return (
+      <section className="card narrow">
+        <h1>Ticket not available</h1>
+        <Alerts messages={loadError ? loadError.general() : []} />
+        <Link to="/">Back to the tickets for sale</Link>
+      </section>
+    );
+  }
+  const own = user?.id === ticket.userId;
+  return (
+    <section className="card narrow">
+      <h1>{ticket.title}</h1>
+      <p className="price big">{formatMoney(ticket.price)}</p>
+      {ticket.orderId && !own && <p className="note">Someone is buying this ticket right now.</p>}
+      <Alerts messages={error ? error.general() : []} />
+      {own ? (
+        <p className="note">You are selling this ticket.</p>
+      ) : user ? (
+        <button type="button" className="button primary" onClick={purchase} disabled={busy}>
+          {busy ? "Reserving…" : "Purchase"}
+        </button>
+      ) : (
+        <p>
+          <Link to={`/auth/signin?next=${encodeURIComponent(`/tickets/${ticket.id}`)}`}>Sign in</Link> to buy this ticket.
+        </p>
+      )}
+    </section>
+  );
+}
