@@ -239,9 +239,7 @@ func TestListingShowsTheCallersOrdersNewestFirst(t *testing.T) {
 func TestCancellingAnOrderReleasesTheTicketOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	buyer := h.user(t, "buyer")
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, ticketID, o := h.placed(t)
 	url := h.URL + "/api/orders/" + o.ID
 
 	// Act
@@ -262,16 +260,12 @@ func TestCancellingAnOrderReleasesTheTicketOnce(t *testing.T) {
 	if p, err := events.Decode[events.OrderCancelled](pub[0]); err != nil || p.Version != 1 || p.Ticket.ID != ticketID {
 		t.Fatalf("order.cancelled %+v (%v)", p, err)
 	}
-	if h.replica(t, ticketID).ReservedBy != nil {
-		t.Fatal("the ticket is still reserved after the cancel")
-	}
-	h.mustBuy(t, h.user(t, "next"), ticketID)
+	h.wantReleased(t, ticketID)
 }
 
 func TestCancellingIsOwnerOnly(t *testing.T) {
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	o := h.mustBuy(t, buyer, h.ticket(t, h.user(t, "seller")))
+	buyer, _, o := h.placed(t)
 	url := h.URL + "/api/orders/"
 
 	wantError(t, testenv.Call(t, http.MethodDelete, url+o.ID, nil, h.user(t, "other").Token), 403, "", "Forbidden")
@@ -287,9 +281,7 @@ func TestCancellingIsOwnerOnly(t *testing.T) {
 func TestACompleteOrderCannotBeCancelled(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, ticketID, o := h.placed(t)
 	if status, reply := h.pay(t, o.ID, newPaymentID()); status != http.StatusAccepted || reply != nil {
 		t.Fatalf("payment answered %d %v", status, reply)
 	}

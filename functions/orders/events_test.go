@@ -134,9 +134,7 @@ func TestMalformedEventsAreRefusedForGood(t *testing.T) {
 func TestExpiryCancelsACreatedOrderAndReleasesItsTicketOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, ticketID, o := h.placed(t)
 	expired := events.NewWithID("expiration-"+o.ID, events.ExpirationCompleted{OrderID: o.ID})
 
 	// Act: delivered twice.
@@ -153,18 +151,13 @@ func TestExpiryCancelsACreatedOrderAndReleasesItsTicketOnce(t *testing.T) {
 	if n := len(h.published(events.TypeOrderCancelled, o.ID)); n != 1 {
 		t.Fatalf("%d order.cancelled events, want 1", n)
 	}
-	if h.replica(t, ticketID).ReservedBy != nil {
-		t.Fatal("the expired order still holds the ticket")
-	}
-	h.mustBuy(t, h.user(t, "next"), ticketID)
+	h.wantReleased(t, ticketID)
 }
 
 func TestExpiryAfterPaymentChangesNothing(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, ticketID, o := h.placed(t)
 	h.pay(t, o.ID, newPaymentID())
 	h.Clock.Advance(window)
 
@@ -197,9 +190,7 @@ func TestExpiryOfAnUnknownOrderIsANoOp(t *testing.T) {
 func TestPaymentCompletesTheOrderOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, _, o := h.placed(t)
 	paymentID := newPaymentID()
 	paid := events.New(events.PaymentCreated{ID: paymentID, OrderID: o.ID, StripeID: "pi_1", Amount: 1999, Currency: "usd"})
 
@@ -240,9 +231,7 @@ func wantRejection(t *testing.T, status int, reply *cloudevents.Event, orderID, 
 func TestLatePaymentAfterExpiryIsRejectedAndTheOrderCancelled(t *testing.T) {
 	// Arrange: the order's time runs out before the expiration event arrives.
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	ticketID := h.ticket(t, h.user(t, "seller"))
-	o := h.mustBuy(t, buyer, ticketID)
+	buyer, ticketID, o := h.placed(t)
 	h.Clock.Advance(window)
 	paymentID := newPaymentID()
 	paid := events.New(events.PaymentCreated{ID: paymentID, OrderID: o.ID, StripeID: "pi_1", Amount: 1999, Currency: "usd"})
@@ -260,15 +249,12 @@ func TestLatePaymentAfterExpiryIsRejectedAndTheOrderCancelled(t *testing.T) {
 	if n, c := len(h.published(events.TypeOrderCancelled, o.ID)), len(h.published(events.TypeOrderCompleted, "")); n != 1 || c != 0 {
 		t.Fatalf("%d order.cancelled and %d order.completed events, want 1 and 0", n, c)
 	}
-	if h.replica(t, ticketID).ReservedBy != nil {
-		t.Fatal("the lazily expired order still holds the ticket")
-	}
+	h.wantReleased(t, ticketID)
 }
 
 func TestPaymentOfACancelledOrderIsRejected(t *testing.T) {
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	o := h.mustBuy(t, buyer, h.ticket(t, h.user(t, "seller")))
+	buyer, _, o := h.placed(t)
 	testenv.Call(t, http.MethodDelete, h.URL+"/api/orders/"+o.ID, nil, buyer.Token)
 	paymentID := newPaymentID()
 
@@ -282,8 +268,7 @@ func TestPaymentOfACancelledOrderIsRejected(t *testing.T) {
 
 func TestASecondPaymentOfACompleteOrderIsRejected(t *testing.T) {
 	h := newHarness(t)
-	buyer := h.user(t, "buyer")
-	o := h.mustBuy(t, buyer, h.ticket(t, h.user(t, "seller")))
+	buyer, _, o := h.placed(t)
 	first, second := newPaymentID(), newPaymentID()
 	h.pay(t, o.ID, first)
 

@@ -134,6 +134,14 @@ func (h *harness) mustBuy(t testing.TB, u testenv.User, ticketID string) orderJS
 	return o
 }
 
+// placed is the common start: a seller's ticket, reserved by a buyer's order.
+func (h *harness) placed(t testing.TB) (buyer testenv.User, ticketID string, o orderJSON) {
+	t.Helper()
+	buyer = h.user(t, "buyer")
+	ticketID = h.ticket(t, h.user(t, "seller"))
+	return buyer, ticketID, h.mustBuy(t, buyer, ticketID)
+}
+
 // get reads an order through the API as its owner.
 func (h *harness) get(t testing.TB, u testenv.User, id string) orderJSON {
 	t.Helper()
@@ -177,6 +185,15 @@ func (h *harness) replica(t testing.TB, id string) Ticket {
 		t.Fatalf("replica %s: %v", id, err)
 	}
 	return tk
+}
+
+// wantReleased checks that nobody holds the ticket and that a new buyer can reserve it.
+func (h *harness) wantReleased(t testing.TB, ticketID string) {
+	t.Helper()
+	if got := h.replica(t, ticketID).ReservedBy; got != nil {
+		t.Fatalf("the ticket is still reserved by %s", got.Hex())
+	}
+	h.mustBuy(t, h.user(t, "next"), ticketID)
 }
 
 // wantError checks an API error answer: status, and a message containing msg on field.

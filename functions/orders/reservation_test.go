@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/tickit/tickit/events"
+	"github.com/tickit/tickit/functions/internal/store"
 	"github.com/tickit/tickit/functions/internal/testenv"
 )
 
@@ -176,15 +179,21 @@ func (f faultyOrders) FindOne(ctx context.Context, filter any, opts ...*options.
 
 func withFaultyOrders(f faultyOrders) func(*service) {
 	return func(s *service) {
-		open := s.store.open
-		s.store.open = func(ctx context.Context, name string) (lungo.ICollection, error) {
-			c, err := open(ctx, name)
-			if err != nil || name != ordersCollection {
-				return c, err
-			}
+		s.store.open = wrap(s.store.open, ordersCollection, func(c lungo.ICollection) lungo.ICollection {
 			f.ICollection = c
-			return f, nil
+			return f
+		})
+	}
+}
+
+// wrap returns open with collection name wrapped by w.
+func wrap(open func(context.Context, string) (lungo.ICollection, error), name string, w func(lungo.ICollection) lungo.ICollection) func(context.Context, string) (lungo.ICollection, error) {
+	return func(ctx context.Context, n string) (lungo.ICollection, error) {
+		c, err := open(ctx, n)
+		if err != nil || n != name {
+			return c, err
 		}
+		return w(c), nil
 	}
 }
 
@@ -360,5 +369,67 @@ func TestReserveIsOneAtomicCompareAndSet(t *testing.T) {
 	}
 	if got := h.replica(t, ticketID).ReservedBy; got == nil || *got != winners[0] {
 		t.Fatalf("replica reservedBy %v, want the winner %s", got, winners[0].Hex())
+	}
+}
+
+// casHook runs a function once, right before the first reservation CAS on the tickets
+// collection: a window into the moment between the takeover's decision and its write.
+type casHook struct {
+	lungo.ICollection
+	before func()
+}
+
+func (c casHook) UpdateOne(ctx context.Context, filter, update any, opts ...*options.UpdateOptions) (*mongo.UpdateResult, error) {
+	if set, _ := update.(bson.M)["$set"].(bson.M); set["reservedBy"] != nil {
+		c.before()
+	}
+	return c.ICollection.UpdateOne(ctx, filter, update, opts...)
+}
+
+func TestATakeoverAndALatePaymentOfItsHolderCannotBothWin(t *testing.T) {
+	// Arrange: A's payment was decided while A was payable; it writes in the very moment
+	// between the takeover's decision and its CAS.
+	var (
+		h          *harness
+		stale      Order
+		armed      atomic.Bool // set once stale is read: A's own reservation must not trigger it
+		once       sync.Once
+		paymentErr error
+	)
+	latePayment := func() {
+		completed := events.New(events.OrderCompleted{ID: stale.ID.Hex(), Version: 1})
+		paymentErr = h.Store.transition(context.Background(), stale, StatusComplete, bson.M{"paymentId": "late"}, completed)
+	}
+	h = newHarness(t, func(s *service) {
+		s.store.open = wrap(s.store.open, ticketsCollection, func(c lungo.ICollection) lungo.ICollection {
+			return casHook{ICollection: c, before: func() {
+				if armed.Load() {
+					once.Do(latePayment)
+				}
+			}}
+		})
+	})
+	a, ticketID, old := h.placed(t)
+	oid, _ := primitive.ObjectIDFromHex(old.ID)
+	stale, _ = h.Store.order(context.Background(), oid)
+	if !stale.Payable(h.Clock.Now()) {
+		t.Fatalf("order %+v should be payable now", stale)
+	}
+	armed.Store(true)
+	h.Clock.Advance(window)
+
+	// Act
+	r := h.buy(t, h.user(t, "b"), ticketID)
+
+	// Assert: the takeover cancelled A before its CAS, so the payment's write lost; exactly
+	// one of the two owns the ticket.
+	if !errors.Is(paymentErr, store.ErrConflict) {
+		t.Fatalf("the late payment's write: %v, want store.ErrConflict (the takeover cancels first)", paymentErr)
+	}
+	if r.Status != http.StatusCreated {
+		t.Fatalf("takeover answered %d %s, want 201", r.Status, r.Body)
+	}
+	if got := h.get(t, a, old.ID); got.Status != StatusCancelled {
+		t.Fatalf("the old order is %s, want cancelled", got.Status)
 	}
 }
