@@ -40,9 +40,9 @@ type App struct {
 	SinkBindings []*sourcesv1.SinkBinding
 }
 
-// Load reads every YAML document under dir (recursively), decodes each one
-// strictly into its Knative type, sets defaults and validates it. Errors name
-// the file and the document's index in it.
+// Load reads every YAML document under dir (recursively, skipping Go modules such as
+// knative/local), decodes each one strictly into its Knative type, sets defaults and
+// validates it. Errors name the file and the document's index in it.
 func Load(dir string) (*App, error) {
 	app := &App{}
 	err := walkDocuments(dir, func(file string, index int, doc []byte) error {
@@ -155,11 +155,18 @@ func strict(doc []byte, obj any) error {
 }
 
 // walkDocuments calls fn with every non-empty YAML document (as JSON) of every
-// .yaml/.yml file under dir, in lexical file order.
+// .yaml/.yml file under dir, in lexical file order. Subdirectories holding a go.mod are
+// Go modules (knative/local), not manifests: they are skipped, as make deploy skips them.
 func walkDocuments(dir string, fn func(file string, index int, doc []byte) error) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != dir {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
 			return nil

@@ -189,7 +189,7 @@ spec:
 	}
 }
 
-func TestLoadSkipsCommentsAndOtherFiles(t *testing.T) {
+func TestLoadSkipsCommentsOtherFilesAndGoModules(t *testing.T) {
 	// Arrange: a comment-only document, an empty one, and a file that is not YAML.
 	dir := t.TempDir()
 	doc := "# only a comment\n---\n---\napiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n  namespace: tickit\n  annotations:\n    eventing.knative.dev/broker.class: MTChannelBasedBroker\n"
@@ -197,6 +197,17 @@ func TestLoadSkipsCommentsAndOtherFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("kind: nonsense"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A Go module below dir (like knative/local below knative/) holds code, not manifests.
+	module := filepath.Join(dir, "local")
+	if err := os.MkdirAll(filepath.Join(module, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(module, "go.mod"), []byte("module x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(module, "testdata", "bad.yaml"), []byte("kind: nonsense\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
