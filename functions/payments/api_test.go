@@ -106,11 +106,7 @@ func TestPayRefusesWhatCannotBePaid(t *testing.T) {
 	})
 	t.Run("a payment in progress: 400", func(t *testing.T) {
 		orderID := h.order(t, buyer, "10", time.Hour)
-		claim := Payment{ID: primitive.NewObjectID(), OrderID: orderID, UserID: buyer.ID, Status: paymentPending,
-			Attempt: 1, ClaimedAt: time.Now(), Token: pmVisa, Amount: 1000, Currency: currency}
-		if err := h.store.insertPayment(testenv.Context(t), claim); err != nil {
-			t.Fatal(err)
-		}
+		abandon(t, h, orderID, buyer.ID, 0) // claimed just now: another request is at Stripe
 		if msg := expectStatus(t, h.pay(t, buyer, orderID, pmMastercard), http.StatusBadRequest); msg != ErrInProgress.Error() {
 			t.Fatalf("message %q, want %q", msg, ErrInProgress.Error())
 		}
@@ -222,7 +218,8 @@ func TestLostAnswerIsReplayedWithTheSameKeyNotChargedAgain(t *testing.T) {
 	}
 }
 
-// abandon stores a pending claim of attempt 1 made claimedAgo, as a request that died leaves it.
+// abandon stores a pending claim of attempt 1 made claimedAgo (long ago: as a request that died
+// leaves it).
 func abandon(t *testing.T, h *harness, orderID, userID string, claimedAgo time.Duration) Payment {
 	t.Helper()
 	p := Payment{ID: primitive.NewObjectID(), OrderID: orderID, UserID: userID, Status: paymentPending,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/tickit/tickit/functions/internal/testenv"
@@ -22,7 +23,7 @@ func TestClaimHasExactlyOneWinner(t *testing.T) {
 		"after a decline": func(orderID string) {
 			abandon(t, h, orderID, buyer.ID, 0)
 			p := h.paymentOf(t, orderID)
-			if err := h.store.updatePayment(testenv.Context(t), p, map[string]any{"$set": map[string]any{"status": paymentDeclined}}); err != nil {
+			if err := h.store.updatePayment(testenv.Context(t), p, bson.M{"$set": bson.M{"status": paymentDeclined}}); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -93,7 +93,9 @@ func (h *Handlers) paymentRejected(ctx context.Context, e cloudevents.Event) (*c
 		logging.FromContext(ctx).Infow("nothing to refund", "paymentId", p.PaymentID, "orderId", p.OrderID, "found", found, "status", pm.Status)
 		return nil, nil
 	}
-	refundID, err := h.stripe.refund(ctx, pm)
+	stripeCtx, cancel := context.WithTimeout(ctx, chargeTimeout)
+	refundID, err := h.stripe.refund(stripeCtx, pm)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("refund %s: %w", pm.StripeID, err)
 	}

@@ -60,8 +60,11 @@ func TestOrderAppliesOnlyTheNextVersion(t *testing.T) {
 
 func TestIdempotencyKeysNameTheOrderAttemptAndPayment(t *testing.T) {
 	order := "65a1b2c3d4e5f60718293a4c"
-	if chargeKey(order, 1) == chargeKey(order, 2) || chargeKey(order, 1) != chargeKey(order, 1) {
-		t.Fatal("a charge key must be stable per attempt and differ between attempts")
+	if got, want := chargeKey(order, 1), "tickit-order-"+order+"-attempt-1"; got != want {
+		t.Fatalf("charge key %q, want %q", got, want)
+	}
+	if chargeKey(order, 1) == chargeKey(order, 2) {
+		t.Fatal("two attempts share a charge key")
 	}
 	if chargeKey(order, 1) == chargeKey("65a1b2c3d4e5f60718293a4d", 1) {
 		t.Fatal("two orders share a charge key")
