@@ -209,3 +209,16 @@ func TestUnknownEventTypeAnswers400(t *testing.T) {
 		t.Fatalf("ticket.created answered %d, want 400", status)
 	}
 }
+
+func TestHandlesExactlyTheEventsTheCatalogueRoutesHere(t *testing.T) {
+	h := newHarness(t, newStandIn(t).URL)
+	want := events.Consumed("payments")
+	if len(h.fn.Events) != len(want) {
+		t.Fatalf("handles %d event types, the catalogue routes %v", len(h.fn.Events), want)
+	}
+	for _, typ := range want {
+		if h.fn.Events[typ] == nil {
+			t.Errorf("no handler for %s, which the catalogue routes to payments", typ)
+		}
+	}
+}
