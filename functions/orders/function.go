@@ -93,8 +93,9 @@ func (s *service) clock() time.Time {
 
 // place reserves ticketID for the buyer and records the order. The order id exists before
 // the reservation, the reservation (one CAS on the replica) decides, and only the winner
-// writes its order; a failed write gives the ticket back. A crash between CAS and write leaves
-// a reservation without an order, which ends by itself at ReservedUntil (Ticket.Free).
+// writes its order; a failed write is settled (given back unless it landed). A crash between
+// CAS and write leaves a reservation without an order, which ends by itself at ReservedUntil
+// (Ticket.Free). The README's table walks through every failure point.
 func (s *service) place(ctx context.Context, buyer session.User, ticketID primitive.ObjectID) (Order, error) {
 	now := s.clock()
 	t, err := s.reservable(ctx, buyer, ticketID, now)
