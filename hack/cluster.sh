@@ -86,8 +86,9 @@ create() {
 	# keep the rest of what their release installed.
 	kubectl apply --server-side --force-conflicts -f config/
 	secret_templates
-	# The NATS channel controller and dispatcher read config-nats at start.
-	kubectl rollout restart deployment --namespace knative-eventing jetstream-ch-controller
+	# The NATS channel's controller and dispatcher read config-nats at start.
+	kubectl rollout restart deployment --namespace knative-eventing \
+		--selector messaging.knative.dev/channel=nats-jetstream-channel
 	wait_deployments knative-eventing
 	kubectl rollout status statefulset --namespace "$NAMESPACE" nats --timeout=300s
 	kubectl rollout status statefulset --namespace "$NAMESPACE" mongodb --timeout=300s
