@@ -74,7 +74,7 @@ func ServeListener(ctx context.Context, ln net.Listener, fn Function) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Infow("serving", "function", fn.Name, "addr", ln.Addr().String())
+	logger.Infow("serving", "addr", ln.Addr().String())
 
 	select {
 	case err := <-errc:
