@@ -7,6 +7,7 @@ package outbox
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -96,23 +97,22 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 			return sent, err
 		}
 		var docs []struct {
-			ID      any    `bson:"_id"`
-			Pending bson.D `bson:"outbox"` // ordered: one entity's versions go out in sequence
+			ID      any               `bson:"_id"`
+			Pending map[string]string `bson:"outbox"`
 		}
 		if err := cur.All(ctx, &docs); err != nil {
 			return sent, err
 		}
 		for _, d := range docs {
-			for _, pending := range d.Pending {
-				raw, _ := pending.Value.(string)
-				var e cloudevents.Event
-				if err := json.Unmarshal([]byte(raw), &e); err != nil {
-					return sent, err
-				}
+			evs, err := decodeInOrder(d.Pending)
+			if err != nil {
+				return sent, err
+			}
+			for _, e := range evs {
 				if err := o.pub.Publish(ctx, e); err != nil {
 					return sent, err
 				}
-				if _, err := coll.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$unset": bson.M{Field + "." + pending.Key: ""}}); err != nil {
+				if _, err := coll.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$unset": bson.M{Field + "." + e.ID(): ""}}); err != nil {
 					return sent, err
 				}
 				sent++
@@ -144,4 +144,20 @@ func (o *Outbox) retrySoon() {
 			}
 		}
 	}()
+}
+
+// decodeInOrder returns a document's pending events oldest first. Neither engine keeps the
+// order of fields set by one update (it is a map), but one entity's versions must go out in
+// sequence, and each was created after the one before it.
+func decodeInOrder(pending map[string]string) ([]cloudevents.Event, error) {
+	evs := make([]cloudevents.Event, 0, len(pending))
+	for _, raw := range pending {
+		var e cloudevents.Event
+		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			return nil, err
+		}
+		evs = append(evs, e)
+	}
+	slices.SortStableFunc(evs, func(a, b cloudevents.Event) int { return a.Time().Compare(b.Time()) })
+	return evs, nil
 }
