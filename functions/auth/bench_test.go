@@ -78,7 +78,7 @@ func BenchmarkCurrentUser(b *testing.B) {
 // benchServer serves the function as main builds it, on an in-memory store, without logs.
 func benchServer(b *testing.B) string {
 	db := testenv.Store(b, database, setup)
-	return testenv.ServeQuiet(b, newFunction(db, session.New(testKey, time.Hour, false))).URL
+	return testenv.Serve(b, newFunction(db, session.New(testKey, time.Hour, false))).URL
 }
 
 // measure runs op from parallel clients and reports its rate as unit and its CPU time.

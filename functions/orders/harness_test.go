@@ -21,24 +21,6 @@ import (
 // reached by moving the clock, never by waiting.
 const window = 15 * time.Minute
 
-// clock is a settable time source for the function under test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // ids hands out fresh ObjectIDs, or a forced one while force is set (to make an insert fail).
 type ids struct {
 	mu    sync.Mutex
@@ -66,7 +48,7 @@ type harness struct {
 	URL      string
 	Sink     *testenv.Sink
 	Sessions *session.Manager
-	Clock    *clock
+	Clock    *testenv.Clock
 	IDs      *ids
 	Store    storage
 	Fn       runtime.Function
@@ -84,7 +66,7 @@ func newUnserved(t testing.TB, tweaks ...func(*service)) *harness {
 	h := &harness{
 		Sink:     testenv.NewSink(t),
 		Sessions: testenv.Sessions(),
-		Clock:    &clock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)},
+		Clock:    testenv.NewClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)),
 		IDs:      &ids{},
 		Store:    newStorage(db),
 	}

@@ -101,7 +101,7 @@ func TestOrderCompletedSellsTheTicketForGood(t *testing.T) {
 	}
 	e.checkUpdates(got)
 	// Nothing moves it any more: a stray cancel, a new order, an expired clock.
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	e.deliver(orderCancelled(order, tk.ID))
 	e.deliver(orderCreated(newID(), tk.ID, e.clock.Now().Add(15*time.Minute)))
 	if after := e.get(tk.ID); after != got {
@@ -160,7 +160,7 @@ func TestOrderCreatedTakesOverFromAnExpiredOrder(t *testing.T) {
 	tk := e.create("Concert", 10)
 	a, b := newID(), newID()
 	e.deliver(orderCreated(a, tk.ID, e.clock.Now().Add(time.Minute)))
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 
 	// Act: B's order.created before A's cancel (orders took over lazily).
 	e.deliver(orderCreated(b, tk.ID, e.clock.Now().Add(15*time.Minute)))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,16 +20,6 @@ import (
 	"github.com/tickit/tickit/functions/internal/testenv"
 )
 
-// clock is a settable time for order expiry.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
-
 type env struct {
 	t        testing.TB
 	url      string
@@ -38,13 +27,13 @@ type env struct {
 	db       *store.DB
 	sink     *testenv.Sink
 	sessions *session.Manager
-	clock    *clock
+	clock    *testenv.Clock
 	seller   testenv.User
 }
 
 func newEnv(t testing.TB) *env {
 	e := &env{t: t, db: testenv.Store(t, name, setup), sink: testenv.NewSink(t), sessions: testenv.Sessions(),
-		clock: &clock{now: time.Now().UTC().Truncate(time.Millisecond)}}
+		clock: testenv.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
 	e.fn = New(Config{DB: e.db, Publisher: e.sink.Publisher(t), Sessions: e.sessions, Now: e.clock.Now})
 	e.url = testenv.Serve(t, e.fn).URL
 	e.seller = e.user("seller@example.com")
