@@ -1,0 +1,208 @@
+package serving_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tickit/tickit/knative/local/serving"
+)
+
+// The test binary doubles as the function: with TEST_FUNCTION set it serves on $PORT.
+func TestMain(m *testing.M) {
+	switch os.Getenv("TEST_FUNCTION") {
+	case "serve":
+		serveAsFunction()
+		return
+	case "fail":
+		fmt.Fprintln(os.Stderr, "missing required environment variable JWT_KEY")
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
+
+func serveAsFunction() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"pid": os.Getpid(), "host": r.Host, "greeting": os.Getenv("GREETING"), "port": os.Getenv("PORT")})
+	})
+	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
+	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		_ = srv.Shutdown(context.Background())
+	}()
+	_ = srv.ListenAndServe()
+}
+
+func newService(t *testing.T, mode string, idle time.Duration, minScale int) (*serving.Service, string) {
+	t.Helper()
+	svc := serving.New(serving.Spec{
+		Name: "fn", Binary: os.Args[0], Idle: idle, MinScale: minScale,
+		Env: []string{"TEST_FUNCTION=" + mode, "GREETING=hello"},
+	})
+	t.Cleanup(svc.Close)
+	srv := httptest.NewServer(svc)
+	t.Cleanup(srv.Close)
+	return svc, srv.URL
+}
+
+type whoami struct {
+	Pid            int
+	Host, Greeting string
+	Port           string
+}
+
+func who(t *testing.T, url string) whoami {
+	t.Helper()
+	resp, err := http.Get(url + "/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /whoami: %d", resp.StatusCode)
+	}
+	var w whoami
+	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || !strings.Contains(string(stat), ") Z ") // a zombie is dead
+}
+
+func TestTheFirstRequestStartsTheFunctionWithItsEnvironment(t *testing.T) {
+	svc, url := newService(t, "serve", time.Minute, 0)
+	if svc.Running() {
+		t.Fatal("the function runs before any request")
+	}
+
+	w := who(t, url)
+
+	if !svc.Running() || w.Greeting != "hello" || w.Port == "" {
+		t.Fatalf("running %v, function saw %+v; want running, GREETING and PORT set", svc.Running(), w)
+	}
+	if !strings.HasPrefix(url, "http://"+w.Host) {
+		t.Fatalf("the function saw Host %q, want the caller's (%s)", w.Host, url)
+	}
+}
+
+func TestConcurrentFirstRequestsShareOneColdStart(t *testing.T) {
+	_, url := newService(t, "serve", time.Minute, 0)
+	pids := make(chan int, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); pids <- who(t, url).Pid }()
+	}
+	wg.Wait()
+	close(pids)
+	first := <-pids
+	for pid := range pids {
+		if pid != first {
+			t.Fatalf("requests were served by processes %d and %d, want one", first, pid)
+		}
+	}
+}
+
+func TestAnIdleFunctionScalesToZeroAndTheNextRequestStartsItAgain(t *testing.T) {
+	svc, url := newService(t, "serve", 200*time.Millisecond, 0)
+	first := who(t, url).Pid
+
+	eventually(t, "scaled to zero", func() bool { return !svc.Running() })
+	eventually(t, "the process gone", func() bool { return !alive(first) })
+	second := who(t, url).Pid
+
+	if second == first {
+		t.Fatalf("the same process %d served after scaling to zero", first)
+	}
+}
+
+func TestACrashedFunctionStartsAgainOnTheNextRequest(t *testing.T) {
+	_, url := newService(t, "serve", time.Minute, 0)
+	first := who(t, url).Pid
+
+	resp, err := http.Get(url + "/crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("a request that crashed the function: %d, want 502", resp.StatusCode)
+	}
+	eventually(t, "the crashed process gone", func() bool { return !alive(first) })
+
+	if second := who(t, url).Pid; second == first {
+		t.Fatal("no new process after the crash")
+	}
+}
+
+func TestMinScaleStartsTheFunctionWithoutARequestAndRestartsItAfterACrash(t *testing.T) {
+	svc, url := newService(t, "serve", 50*time.Millisecond, 1)
+	eventually(t, "started without a request", svc.Running)
+	first := who(t, url).Pid
+
+	resp, err := http.Get(url + "/crash")
+	if err == nil {
+		resp.Body.Close()
+	}
+	eventually(t, "a new process without a request", func() bool { return !alive(first) && svc.Running() })
+}
+
+func TestAFunctionThatCannotStartAnswers503WithTheReason(t *testing.T) {
+	_, url := newService(t, "fail", time.Minute, 0)
+	resp, err := http.Get(url + "/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Errors []struct{ Message string } }
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusServiceUnavailable || len(body.Errors) != 1 || !strings.Contains(body.Errors[0].Message, "fn function cannot start") {
+		t.Fatalf("status %d body %+v, want 503 saying the function cannot start", resp.StatusCode, body)
+	}
+}
+
+func TestCloseStopsTheProcess(t *testing.T) {
+	svc, url := newService(t, "serve", time.Minute, 0)
+	pid := who(t, url).Pid
+
+	svc.Close()
+
+	if alive(pid) {
+		t.Fatalf("process %d still runs after Close", pid)
+	}
+	if svc.Running() {
+		t.Fatal("Running after Close")
+	}
+}
