@@ -36,7 +36,8 @@ const DefaultTimeout = 30 * time.Second
 // DuplicateWindow is how long the stream remembers event ids to drop repeats.
 const DuplicateWindow = 2 * time.Minute
 
-// Resolver turns a Trigger's subscriber or dead-letter sink into a URL.
+// Resolver turns a Trigger's subscriber or dead-letter sink into a URL; nil for a sink that
+// has no address here (dead letters are then only kept in the Broker's dead-letter stream).
 type Resolver func(d duckv1.Destination) (*url.URL, error)
 
 // Config describes one Broker and its Triggers.

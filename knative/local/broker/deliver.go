@@ -97,21 +97,21 @@ func (b *Broker) handle(tr *trigger, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(tr.backoff(attempt))
 			return
 		}
+		b.feed.publish(rec) // before settling, so the feed shows the steps in order
 		_ = msg.Ack()
-		b.feed.publish(rec)
 	case out.retryable() && attempt <= tr.retry:
-		_ = msg.NakWithDelay(tr.backoff(attempt))
 		rec.Stage = StageRetry
 		b.feed.publish(rec)
+		_ = msg.NakWithDelay(tr.backoff(attempt))
 	default:
 		if err := b.deadLetter(ctx, tr, e, out, attempt, seq); err != nil {
 			b.log.Errorw("cannot keep the dead letter; delivering again", "trigger", tr.name, "id", e.ID(), "error", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
-		_ = msg.Ack()
 		rec.Stage = StageDeadLettered
 		b.feed.publish(rec)
+		_ = msg.Ack()
 		b.log.Warnw("event dead-lettered", "trigger", tr.name, "id", e.ID(), "type", e.Type(),
 			"code", out.code, "attempts", attempt, "error", rec.Error)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -40,7 +41,11 @@ func newTrigger(t *eventingv1.Trigger, brokerDelivery *eventingduckv1.DeliverySp
 	if tr.filter, err = newFilter(t); err != nil {
 		return nil, fmt.Errorf("trigger %s: filter: %w", t.Name, err)
 	}
-	if tr.subscriber, err = resolve(t.Spec.Subscriber); err != nil {
+	tr.subscriber, err = resolve(t.Spec.Subscriber)
+	if err == nil && tr.subscriber == nil {
+		err = errors.New("it has no address here")
+	}
+	if err != nil {
 		return nil, fmt.Errorf("trigger %s: subscriber: %w", t.Name, err)
 	}
 	delivery := t.Spec.Delivery
@@ -51,6 +56,7 @@ func newTrigger(t *eventingv1.Trigger, brokerDelivery *eventingduckv1.DeliverySp
 		return tr, nil
 	}
 	if delivery.DeadLetterSink != nil {
+		// A nil address: the sink cannot run here; the dead-letter stream still keeps them.
 		if tr.deadLetterSink, err = resolve(*delivery.DeadLetterSink); err != nil {
 			return nil, fmt.Errorf("trigger %s: dead-letter sink: %w", t.Name, err)
 		}
