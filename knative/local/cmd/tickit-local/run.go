@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tickit/tickit/knative/local/system"
+)
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	verbose := fs.Bool("v", os.Getenv("VERBOSE") != "", "show every function's log lines (VERBOSE=1)")
+	_ = fs.Parse(args)
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	cfg := system.Config{Root: root, Data: env("DATA", ".tickit"), Addr: env("ADDR", "127.0.0.1:8080"), Out: os.Stdout}
+	if cfg.Tick, err = duration("TICK", 0); err != nil {
+		return err
+	}
+	if cfg.Idle, err = duration("IDLE", 60*time.Second); err != nil {
+		return err
+	}
+	if *verbose {
+		cfg.FunctionOutput = os.Stdout
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	sys, err := system.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\ntickit is up: %s (in %v)\n\n", sys.URL(), time.Since(start).Round(10*time.Millisecond))
+	fmt.Print(examples(sys.Addr()))
+	<-ctx.Done()
+	stop()
+	fmt.Println("\nstopping (Ctrl-C again to kill)")
+	sys.Close()
+	fmt.Println("stopped")
+	return nil
+}
+
+func examples(addr string) string {
+	return fmt.Sprintf(`Try it:
+  curl -s -X POST -H 'Host: auth.tickit.%[2]s' -H 'Content-Type: application/json' \
+       -d '{"email":"me@example.com","password":"secret-password"}' http://%[1]s/api/users/signup
+  curl -s -H 'Host: tickets.tickit.%[2]s' http://%[1]s/api/tickets
+  make send TYPE=dev.knative.sources.ping DATA=events/testdata/dev.knative.sources.ping.json
+  make events     # follow every event through the Broker
+  make dlq        # dead letters; make replay ID=<event id>
+Function logs: VERBOSE=1 make run. Ctrl-C stops everything.
+`, addr, system.ExternalDomain)
+}
+
+// repoRoot is the directory holding go.work, from the working directory upwards.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work in this directory or above: run from the tickit repository")
+		}
+		dir = parent
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func duration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q is not a positive Go duration such as 1s", name, v)
+	}
+	return d, nil
+}
