@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: test
 test: deps ## run every test of every module, with the race detector
@@ -47,3 +47,25 @@ deploy: ## build every function with ko into kind and apply knative/ (Secrets fr
 .PHONY: undeploy
 undeploy: ## delete what make deploy applied (the cluster, config/ and the data stay)
 	hack/cluster.sh undeploy
+
+# The web UI (functions/client/web, React + TypeScript): Vite builds it into
+# functions/client/ui/dist, which the client function embeds; without it the function serves
+# a page saying to run make ui. npm installs the packages of the lock file (again only when it changes).
+WEB := functions/client/web
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+.PHONY: ui
+ui: $(WEB)/node_modules/.package-lock.json ## build the web UI (npm ci, Vite) into functions/client/ui/dist for the client function
+	cd $(WEB) && npm run build
+
+.PHONY: ui-test
+ui-test: $(WEB)/node_modules/.package-lock.json ## the web UI's unit tests (Vitest)
+	cd $(WEB) && npm test
+
+.PHONY: e2e
+e2e: ui ## the story in Debian's chromium against make run (started if needed); screenshots in functions/client/web/e2e-output
+	@command -v chromium >/dev/null || { echo "installing chromium"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
+	cd $(WEB) && node --test e2e/story.test.mjs
