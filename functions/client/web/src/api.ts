@@ -39,7 +39,9 @@ export interface Ticket {
   price: number;
   userId: string;
   version: number;
+  /** The order holding the ticket: reserved while it is being paid, then the buyer's. */
   orderId?: string;
+  sold?: boolean;
 }
 
 export type OrderStatus = "created" | "cancelled" | "complete";
@@ -107,7 +109,7 @@ export const api = {
     return call<Ticket[]>("GET", `/api/tickets?${q}`);
   },
   ticket: (id: string) => call<Ticket>("GET", `/api/tickets/${encodeURIComponent(id)}`),
-  createTicket: (title: string, price: number | string) => call<Ticket>("POST", "/api/tickets", { title, price }),
+  createTicket: (title: string, price: number | string | null) => call<Ticket>("POST", "/api/tickets", { title, price }),
 
   createOrder: (ticketId: string) => call<Order>("POST", "/api/orders", { ticketId }),
   orders: () => call<Order[]>("GET", "/api/orders"),

@@ -1,6 +1,6 @@
 // Who is signed in, read once at start from GET /api/users/currentuser and updated by the
 // sign-up, sign-in and sign-out pages.
-import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import { api, type User } from "./api";
 
 interface Session {
@@ -14,13 +14,15 @@ const SessionContext = createContext<Session>({ user: null, loading: true, setUs
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [user, setUserState] = useState<User | null>(null);
   const [loading, setLoading] = useState(true);
+  // Set once a page signs someone in or out: a slower first currentuser answer is stale then.
+  const decided = useRef(false);
 
   useEffect(() => {
     let live = true;
     api
       .currentUser()
-      .then((u) => live && setUserState(u ? { id: u.id, email: u.email } : null))
-      .catch(() => live && setUserState(null))
+      .then((u) => live && !decided.current && setUserState(u ? { id: u.id, email: u.email } : null))
+      .catch(() => live && !decided.current && setUserState(null))
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
@@ -28,6 +30,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const setUser = useCallback((u: User | null) => {
+    decided.current = true;
     setUserState(u);
     setLoading(false);
   }, []);

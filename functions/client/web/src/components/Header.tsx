@@ -26,7 +26,7 @@ export function Header() {
     <header className="header">
       <div className="header-inner">
         <Link to="/" className="brand" aria-label="tickit home">
-          <span className="brand-mark" aria-hidden="true">🎟</span> tickit
+          <TicketMark /> tickit
         </Link>
         <nav className="nav" aria-label="Main">
           {loading ? null : user ? (
@@ -47,5 +47,16 @@ export function Header() {
       </div>
       {user && <div className="signed-in-as">Signed in as {user.email}</div>}
     </header>
+  );
+}
+
+function TicketMark() {
+  return (
+    <svg className="brand-mark" viewBox="0 0 32 32" width="26" height="26" aria-hidden="true">
+      <rect x="2" y="7" width="28" height="18" rx="4" fill="currentColor" />
+      <circle cx="2" cy="16" r="4" fill="var(--paper)" />
+      <circle cx="30" cy="16" r="4" fill="var(--paper)" />
+      <path d="M20 9v14" stroke="var(--paper)" strokeWidth="2" strokeDasharray="2 2" />
+    </svg>
   );
 }

@@ -18,12 +18,10 @@ export function NewTicketPage() {
 
   async function submit(e: FormEvent) {
     e.preventDefault();
-    const amount = parsePrice(price);
-    if (amount === null) {
-      // Not a number at all: say so here; every other rule is the API's.
-      setError(new ApiError(400, [{ message: "Price must be a number, such as 19.99", field: "price" }]));
-      return;
-    }
+    // The API judges every rule and names the field; the UI only sends the number it read,
+    // or what was typed when that is no number, so that the API's message explains it.
+    const typed = price.trim();
+    const amount = typed === "" ? null : (parsePrice(typed) ?? typed);
     setBusy(true);
     setError(null);
     try {

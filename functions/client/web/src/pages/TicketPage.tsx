@@ -63,19 +63,27 @@ export function TicketPage() {
     <section className="card narrow">
       <h1>{ticket.title}</h1>
       <p className="price big">{formatMoney(ticket.price)}</p>
-      {ticket.orderId && !own && <p className="note">Someone is buying this ticket right now.</p>}
-      <Alerts messages={error ? error.general() : []} />
-      {own ? (
-        <p className="note">You are selling this ticket.</p>
-      ) : user ? (
-        <button type="button" className="button primary" onClick={purchase} disabled={busy}>
-          {busy ? "Reserving…" : "Purchase"}
-        </button>
-      ) : (
-        <p>
-          <Link to={`/auth/signin?next=${encodeURIComponent(`/tickets/${ticket.id}`)}`}>Sign in</Link> to buy this ticket.
-        </p>
-      )}
+      <div className="actions">
+        {ticket.sold ? (
+          <p className="note">{own ? "You sold this ticket." : "This ticket has been sold."}</p>
+        ) : own ? (
+          <p className="note">{ticket.orderId ? "You are selling this ticket; a buyer is paying for it right now." : "You are selling this ticket."}</p>
+        ) : (
+          <>
+            {ticket.orderId && <p className="note">Someone is buying this ticket right now.</p>}
+            <Alerts messages={error ? error.general() : []} />
+            {user ? (
+              <button type="button" className="button primary" onClick={purchase} disabled={busy}>
+                {busy ? "Reserving…" : "Purchase"}
+              </button>
+            ) : (
+              <p>
+                <Link to={`/auth/signin?next=${encodeURIComponent(`/tickets/${ticket.id}`)}`}>Sign in</Link> to buy this ticket.
+              </p>
+            )}
+          </>
+        )}
+      </div>
     </section>
   );
 }
