@@ -399,6 +399,11 @@ var env = map[string]map[string]string{
 		"MONGO_URL":        "mongodb://mongodb.tickit.svc.cluster.local:27017/emails",
 		"SENDGRID_API_KEY": "optional-secret:tickit-sendgrid/SENDGRID_API_KEY", "EMAIL_FROM": "tickets@tickit.dev",
 	},
+	"client": {
+		"AUTH_URL": "http://auth.tickit.svc.cluster.local", "TICKETS_URL": "http://tickets.tickit.svc.cluster.local",
+		"ORDERS_URL": "http://orders.tickit.svc.cluster.local", "PAYMENTS_URL": "http://payments.tickit.svc.cluster.local",
+		"STRIPE_PUBLISHABLE_KEY": "optional-secret:tickit-stripe/STRIPE_PUBLISHABLE_KEY",
+	},
 }
 
 func TestEveryFunctionFollowsTheContract(t *testing.T) {

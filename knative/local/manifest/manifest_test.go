@@ -33,8 +33,8 @@ func loadApp(t testing.TB) *App {
 	return app
 }
 
-// functionNames are the Services that run tickit's functions (client arrives with its own issue).
-var functionNames = []string{"auth", "tickets", "orders", "payments", "expiration", "emails"}
+// functionNames are the Services that run tickit's functions.
+var functionNames = []string{"auth", "tickets", "orders", "payments", "expiration", "emails", "client"}
 
 func TestTheAppLoadsWithKnativesOwnValidation(t *testing.T) {
 	// Act
