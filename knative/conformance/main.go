@@ -1,0 +1,323 @@
+// Command conformance runs tickit's manifests on real Knative (make conformance): etcd,
+// kube-apiserver and Knative Eventing's and Serving's own binaries as local processes,
+// the manifests applied through the API server and both admission webhooks, and the
+// whole story through Knative's Broker, with the functions as processes. It plays
+// Serving's part (no pods here) openly: each Knative Service's status says Ready at the
+// address a Route would give it, and the function runs as a process behind that name.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	root := flag.String("root", "../..", "the repository root (manifests, functions)")
+	bin := flag.String("bin", "", "where build.sh put the binaries (default <root>/.tickit/conformance/bin)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	err := run(ctx, *root, *bin)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\nFAIL after %s: %v\n", since(start), err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nPASS in %s\n", since(start))
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Millisecond) }
+
+// step prints one line of progress with the time it took.
+func step(name string, f func() error) error {
+	t := time.Now()
+	fmt.Printf("-- %s ...\n", name)
+	if err := f(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Printf("ok %s (%s)\n", name, since(t))
+	return nil
+}
+
+const (
+	knativeVersion = "v0.50.0"
+	kubeVersion    = "v1.37.2"
+	etcdVersion    = "v3.7.0"
+	// The expiry part of the story: orders hold a ticket this long, and the PingSource
+	// ticks every 2 s (a 6-field schedule, seconds first) instead of every minute.
+	expirationWindow = "4s"
+	tickSchedule     = "*/2 * * * * *"
+)
+
+// functions the manifests run, by Service name.
+var functions = []string{"auth", "tickets", "orders", "payments", "expiration", "emails"}
+
+func run(ctx context.Context, root, bin string) error {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	if bin == "" {
+		bin = filepath.Join(root, ".tickit/conformance/bin")
+	}
+	dir := filepath.Join(root, ".tickit/conformance/run")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	logs := filepath.Join(dir, "logs")
+	for _, d := range []string{logs, filepath.Join(dir, "pki"), filepath.Join(dir, "functions")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("conformance: Kubernetes %s (etcd %s), Knative Eventing and Serving %s, as local processes\n", kubeVersion, etcdVersion, knativeVersion)
+	fmt.Printf("logs: %s\n", logs)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &supervisor{logs: logs, failed: func(err error) { cancel(err) }}
+	defer func() {
+		t := time.Now()
+		s.stopAll()
+		fmt.Printf("-- stopped every process (%s)\n", since(t))
+	}()
+
+	kbin := map[string]string{
+		"etcd":           filepath.Join(bin, "etcd-"+etcdVersion, "etcd"),
+		"kube-apiserver": filepath.Join(bin, "kube-"+kubeVersion, "kube-apiserver"),
+	}
+	knBin := filepath.Join(bin, "knative-"+knativeVersion)
+	for _, b := range append([]string{kbin["etcd"], kbin["kube-apiserver"]}, filepath.Join(knBin, "eventing-webhook")) {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s is missing: run knative/conformance/build.sh (make conformance does)", b)
+		}
+	}
+	ip, err := hostIP()
+	if err != nil {
+		return err
+	}
+	if l, err := net.Listen("tcp", ":8080"); err != nil {
+		return fmt.Errorf("port 8080 is taken (Knative's in-memory channel dispatcher hard-codes it): %w", err)
+	} else {
+		l.Close()
+	}
+
+	// What the functions need, prepared while the cluster starts.
+	fnBin := filepath.Join(dir, "functions")
+	fnBuilt := make(chan error, 1)
+	go func() { fnBuilt <- buildFunctions(root, fnBin, functions) }()
+
+	var c *cluster
+	var ready time.Duration
+	t0 := time.Now()
+	var etcd string
+	if err := step("etcd "+etcdVersion, func() (err error) {
+		etcd, err = startEtcd(ctx, s, kbin["etcd"], dir)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.tier = 1
+	if err := step("kube-apiserver "+kubeVersion, func() error {
+		certs, err := newPKI(filepath.Join(dir, "pki"))
+		if err != nil {
+			return err
+		}
+		c, err = startAPIServer(ctx, s, kbin["kube-apiserver"], dir, etcd, ip, certs)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Printf("   kubectl: KUBECONFIG=%s\n", c.kubeconfig)
+
+	eventingSrc, servingSrc, err := knativeSources(filepath.Join(root, "knative/conformance/tools/knative"))
+	if err != nil {
+		return err
+	}
+	if err := step("install Knative Eventing (core, in-memory channel, MT channel-based Broker) and Serving (core)", func() error {
+		files, err := knativeInstall(eventingSrc, servingSrc)
+		if err != nil {
+			return err
+		}
+		objs, err := readObjects(files...)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("   %d objects from %d files of knative.dev/eventing and knative.dev/serving %s\n", len(objs), len(files), knativeVersion)
+		if err := c.applyAll(ctx, objs); err != nil {
+			return err
+		}
+		return c.aggregateClusterRoles(ctx)
+	}); err != nil {
+		return err
+	}
+
+	proxy := newDNSProxy()
+	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(proxyLn, proxy) }()
+	proxyURL := "http://" + proxyLn.Addr().String()
+
+	s.tier = 2 // everything else stops before the API server
+	var kp knativePorts
+	if err := step("start Knative's processes (webhooks, controllers, Broker ingress and filter, in-memory channel, PingSource adapter)", func() error {
+		p, err := ports(5)
+		if err != nil {
+			return err
+		}
+		kp = knativePorts{eventingWebhook: p[0], imcWebhook: p[1], servingWebhook: p[2], ingress: p[3], filter: p[4], dispatcher: 8080}
+		for key, targets := range kp.backends() {
+			name, ns, _ := strings.Cut(key, ".")
+			for _, local := range targets {
+				proxy.route(name, ns, fmt.Sprintf("127.0.0.1:%d", local))
+			}
+		}
+		if err := c.endpoints(ctx, ip, kp); err != nil {
+			return err
+		}
+		go c.deploymentsAvailable(ctx)
+		if err := c.startKnative(s, knBin, proxyURL, ip, kp); err != nil {
+			return err
+		}
+		return c.webhooksReady(ctx)
+	}); err != nil {
+		return err
+	}
+
+	// The data stores and Stripe, as the functions' tests use them.
+	deps, err := startBackends(ctx, s, root, dir)
+	if err != nil {
+		return err
+	}
+
+	var app []*objectRef
+	if err := step("apply config/ and knative/ (server-side apply, strict fields, both webhooks)", func() error {
+		app, err = c.applyApp(ctx, root)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := step("the webhooks reject broken manifests", func() error { return c.rejectsBroken(ctx, root) }); err != nil {
+		return err
+	}
+
+	dead, err := newReceiver()
+	if err != nil {
+		return err
+	}
+	proxy.route("dead-letters", "tickit", dead.addr)
+	probe, err := newReceiver()
+	if err != nil {
+		return err
+	}
+	proxy.route("conformance-probe", "tickit", probe.addr)
+
+	if err := step("play Serving: every Knative Service Ready at its cluster address", func() error {
+		for _, name := range append([]string{"dead-letters"}, functions...) {
+			if err := c.serviceReady(ctx, name, "tickit"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := step("every Broker, Trigger, SinkBinding and PingSource Ready", func() error {
+		return c.allReady(ctx, app)
+	}); err != nil {
+		return err
+	}
+	ready = time.Since(t0)
+	fmt.Printf("   from an empty etcd to all Ready: %s\n", ready.Round(10*time.Millisecond))
+
+	var urls map[string]string
+	if err := step("run the functions with their Services' env (K_SINK injected by the SinkBinding)", func() error {
+		if err := <-fnBuilt; err != nil {
+			return err
+		}
+		urls, err = c.startFunctions(ctx, s, fnBin, proxy, proxyURL, deps)
+		return err
+	}); err != nil {
+		return err
+	}
+
+	var lat latency
+	if err := step("event latency through the Broker (ingress, in-memory channel, filter, Trigger)", func() (err error) {
+		lat, err = c.measureLatency(ctx, proxyURL, probe)
+		return err
+	}); err != nil {
+		return err
+	}
+	st := &story{urls: urls, proxy: proxyURL, logs: logs, dead: dead}
+	for _, part := range st.parts() {
+		if err := step(part.name, func() error { return part.run(ctx) }); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("\nsummary\n")
+	fmt.Printf("  empty etcd to all Ready:      %s\n", ready.Round(10*time.Millisecond))
+	fmt.Printf("  event latency (%d events):    p50 %s, p95 %s, max %s (Broker ingress -> channel -> filter -> subscriber)\n", lat.n, lat.p50, lat.p95, lat.max)
+	fmt.Printf("  channel: InMemoryChannel instead of the manifests' NatsJetStreamChannel (eventing-natss is not available here)\n")
+	fmt.Printf("  Serving: played by the harness (Service status + function processes); dead-letters: a Go receiver in the harness\n")
+	return nil
+}
+
+// startBackends starts redis-server and stripe-mock.
+func startBackends(ctx context.Context, s *supervisor, root, dir string) (map[string]string, error) {
+	out := map[string]string{}
+	err := step("redis-server and stripe-mock", func() error {
+		p, err := ports(3)
+		if err != nil {
+			return err
+		}
+		if _, err := s.start("redis", "redis-server", []string{"--port", fmt.Sprint(p[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, nil); err != nil {
+			return err
+		}
+		cmd := exec.Command("go", "tool", "-n", "stripe-mock")
+		cmd.Dir = filepath.Join(root, "functions")
+		b, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("go tool -n stripe-mock: %w", err)
+		}
+		if _, err := s.start("stripe-mock", strings.TrimSpace(string(b)), []string{
+			"-http-addr", fmt.Sprintf("127.0.0.1:%d", p[1]), "-https-addr", fmt.Sprintf("127.0.0.1:%d", p[2]),
+			"-fixtures", filepath.Join(root, "functions/payments/testdata/stripe-fixtures.json"),
+		}, nil); err != nil {
+			return err
+		}
+		out["REDIS_URL"] = fmt.Sprintf("redis://127.0.0.1:%d/0", p[0])
+		out["STRIPE_API_BASE"] = fmt.Sprintf("http://127.0.0.1:%d", p[1])
+		return poll(ctx, "stripe-mock listening", time.Minute, func() error {
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[1]))
+			if err != nil {
+				return err
+			}
+			return conn.Close()
+		})
+	})
+	return out, err
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var errFailed = errors.New("check failed")
