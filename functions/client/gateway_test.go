@@ -44,9 +44,13 @@ func builtApp() fstest.MapFS {
 		"dist/index.html":             {Data: []byte(`<!doctype html><div id="root"></div><script src="/assets/index-AbC123.js"></script>`)},
 		"dist/assets/index-AbC123.js": {Data: []byte(`console.log("tickit")`)},
 		"dist/assets/index-Zz9.css":   {Data: []byte(`body{margin:0}`)},
+		"dist/assets/vendor-Big1.js":  {Data: []byte(bigScript)},
 		"dist/favicon.svg":            {Data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)},
 	}
 }
+
+// bigScript is an asset large and repetitive enough to be worth compressing.
+var bigScript = strings.Repeat(`export function formatMoney(price) { return dollars.format(price); }`+"\n", 400)
 
 // gateway is the client function in front of four fake functions.
 type gateway struct {

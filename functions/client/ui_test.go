@@ -1,6 +1,8 @@
 package main
 
 import (
+	"compress/gzip"
+	"io"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -48,6 +50,49 @@ func TestHashedAssetsAreImmutable(t *testing.T) {
 	// Files outside assets/ keep their names across builds: revalidated, not immutable.
 	if resp, _ := do(t, "GET", g.URL+"/favicon.svg", "", nil); resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("favicon Cache-Control %q, want no-cache", resp.Header.Get("Cache-Control"))
+	}
+}
+
+func TestAssetsAreGzippedForBrowsersThatAcceptIt(t *testing.T) {
+	g := newGateway(t, builtApp(), "")
+	cases := []struct {
+		name, path, acceptEncoding string
+		gzipped                    bool
+	}{
+		{"a browser's usual header", "/assets/vendor-Big1.js", "gzip, deflate, br, zstd", true},
+		{"gzip alone, any case", "/assets/vendor-Big1.js", "GZIP", true},
+		{"no Accept-Encoding", "/assets/vendor-Big1.js", "", false},
+		{"gzip refused", "/assets/vendor-Big1.js", "gzip;q=0, br", false},
+		{"an asset too small to gain", "/assets/index-AbC123.js", "gzip", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// Act
+			resp, body := do(t, "GET", g.URL+c.path, "", map[string]string{"Accept-Encoding": c.acceptEncoding})
+
+			// Assert: the same bytes either way, gzipped only when asked and worth it.
+			if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+				t.Fatalf("status %d, Vary %q", resp.StatusCode, resp.Header.Get("Vary"))
+			}
+			if got := resp.Header.Get("Content-Encoding") == "gzip"; got != c.gzipped {
+				t.Fatalf("Content-Encoding %q, want gzipped=%v", resp.Header.Get("Content-Encoding"), c.gzipped)
+			}
+			if c.gzipped {
+				zr, err := gzip.NewReader(strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain, err := io.ReadAll(zr)
+				if err != nil || string(plain) != bigScript || len(body) >= len(bigScript) {
+					t.Fatalf("gunzipped %d bytes (%v) from %d, want the %d-byte script, smaller", len(plain), err, len(body), len(bigScript))
+				}
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+					t.Fatalf("Content-Type %q of the gzipped script", ct)
+				}
+			} else if want := string(builtApp()["dist"+c.path].Data); body != want {
+				t.Fatalf("body of %d bytes, want the file's %d", len(body), len(want))
+			}
+		})
 	}
 }
 

@@ -3,11 +3,13 @@
 // one, watches the countdown and pays with Stripe's test card; a second buyer finds it gone
 // and sees a declined card refused. Screenshots of every page go to e2e-output/.
 //
-// Against E2E_BASE_URL when set; otherwise against http://127.0.0.1:8080, starting `make run`
-// when nothing answers there (and stopping it at the end).
+// Against E2E_BASE_URL when set (a tickit already running); otherwise this suite starts
+// `make run` with its ingress on a free loopback port and its data in a fresh folder, and
+// stops it at the end.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, test } from "node:test";
@@ -16,7 +18,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../../../..");
-const baseURL = (process.env.E2E_BASE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+let baseURL = (process.env.E2E_BASE_URL ?? "").replace(/\/$/, "");
 const outDir = resolve(process.env.E2E_OUTPUT ?? join(here, "..", "e2e-output"));
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
@@ -41,6 +43,7 @@ const opera = `Opera ${run}, balcony`;
 
 let browser;
 let system; // the `make run` process, when this suite started it
+let systemData; // and its data folder
 let shot = 0;
 const pageErrors = [];
 const openPages = new Set();
@@ -63,13 +66,32 @@ async function waitUntil(what, check, ms) {
   }
 }
 
+/** A loopback port that was free a moment ago. */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer().once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
 before(async () => {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  if (!process.env.E2E_BASE_URL && !(await answers(`${baseURL}/config.json`))) {
+  if (!baseURL) {
+    const addr = `127.0.0.1:${await freePort()}`;
+    baseURL = `http://${addr}`;
+    systemData = mkdtempSync(join(tmpdir(), "tickit-e2e-"));
     const log = openSync(join(outDir, "make-run.log"), "w");
-    console.log(`# starting make run (log: ${join(outDir, "make-run.log")})`);
-    system = spawn("make", ["run"], { cwd: repo, detached: true, stdio: ["ignore", log, log] });
+    console.log(`# starting make run on ${addr} (log: ${join(outDir, "make-run.log")})`);
+    system = spawn("make", ["run"], {
+      cwd: repo,
+      detached: true, // its own process group, stopped as one at the end
+      stdio: ["ignore", log, log],
+      env: { ...process.env, ADDR: addr, DATA: systemData },
+    });
   }
   // The client function answers /config.json; the API answers once the functions are up.
   // A cold first build of every function takes minutes on two cores.
@@ -86,6 +108,7 @@ after(async () => {
     const timeout = new Promise((r) => setTimeout(r, 20_000, "timeout"));
     if ((await Promise.race([stopped, timeout])) === "timeout") process.kill(-system.pid, "SIGKILL");
   }
+  if (systemData) rmSync(systemData, { recursive: true, force: true });
 });
 
 /** A browser context of its own (cookies and all) for one person. */
