@@ -40,6 +40,7 @@ const run = Date.now().toString(36);
 const password = "correct horse battery";
 const concert = `Concert ${run}, row 12 seat 4`;
 const opera = `Opera ${run}, balcony`;
+const jazz = `Jazz night ${run}`;
 
 let browser;
 let system; // the `make run` process, when this suite started it
@@ -111,9 +112,13 @@ after(async () => {
   if (systemData) rmSync(systemData, { recursive: true, force: true });
 });
 
+/** Requests for Stripe.js; only a page told of a publishable key may make one. */
+const stripeRequests = [];
+
 /** A browser context of its own (cookies and all) for one person. */
 async function person(viewport = { width: 1024, height: 800 }) {
   const context = await browser.newContext({ baseURL, viewport });
+  context.on("request", (req) => req.url().startsWith("https://js.stripe.com/") && stripeRequests.push(req.url()));
   context.setDefaultTimeout(20_000);
   const page = await context.newPage();
   page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
@@ -173,7 +178,7 @@ function escape(s) {
 const ticketURLs = {};
 let buyerOrderURL;
 
-story("a seller signs up, sees errors next to their fields, and lists two tickets", async () => {
+story("a seller signs up, sees errors next to their fields, and lists three tickets", async () => {
   const page = await person();
   await page.goto("/");
   await page.getByRole("heading", { name: "Tickets for sale" }).waitFor();
@@ -202,6 +207,7 @@ story("a seller signs up, sees errors next to their fields, and lists two ticket
   for (const [title, typed, tidied, shown] of [
     [concert, "25", "25.00", "$25.00"],
     [opera, "40.5", "40.50", "$40.50"],
+    [jazz, "12", "12.00", "$12.00"],
   ]) {
     await page.goto("/tickets/new");
     await page.getByLabel("Title").fill(title);
@@ -319,6 +325,57 @@ story("on a phone-sized screen the pages fit and signed-out visitors are asked t
   await page.waitForURL(`${baseURL}/orders`);
   await page.getByRole("link", { name: new RegExp(escape(concert)) }).waitFor();
   await screenshot(page, "phone-my-orders");
+});
+
+// Stands in for Stripe.js v3 (the suite stays offline): a card field, and createPaymentMethod
+// answering with the test PaymentMethod for a card number that is not the declined one.
+const fakeStripeJS = `
+window.Stripe = function (key) {
+  window.stripeKey = key;
+  let input;
+  return {
+    elements() {
+      return { create() {
+        return {
+          mount(el) { input = document.createElement("input"); input.setAttribute("aria-label", "Card number"); el.appendChild(input); },
+          destroy() { if (input) input.remove(); },
+          on() {},
+        };
+      } };
+    },
+    async createPaymentMethod() {
+      return input.value.endsWith("0002") ? { error: { message: "Your card was declined." } } : { paymentMethod: { id: "pm_card_visa" } };
+    },
+  };
+};`;
+
+story("with a publishable key, the card is collected by Stripe.js and its PaymentMethod pays the order", async () => {
+  assert.deepEqual(stripeRequests, [], "pages without a publishable key loaded Stripe.js");
+  const page = await person();
+  // This browser is told of a key, and gets the Stripe.js stand-in from "js.stripe.com".
+  await page.route("**/config.json", (route) => route.fulfill({ json: { stripePublishableKey: "pk_test_e2e" } }));
+  await page.route("https://js.stripe.com/**", (route) => route.fulfill({ contentType: "text/javascript", body: fakeStripeJS }));
+  const payments = [];
+  page.on("request", (req) => req.url().endsWith("/api/payments") && payments.push(req.postDataJSON()));
+
+  await signUp(page, `stripe-${run}@example.com`);
+  await page.getByRole("link", { name: new RegExp(escape(jazz)) }).click();
+  await page.getByRole("button", { name: "Purchase" }).click();
+  await page.waitForURL(/\/orders\/[0-9a-f]{24}$/);
+  const orderId = page.url().split("/").pop();
+  await page.getByLabel("Card number").fill("4000000000000002");
+  await page.getByRole("button", { name: "Pay $12.00" }).click();
+  await page.getByText("Your card was declined.").waitFor();
+  await screenshot(page, "stripe-card-declined");
+  assert.deepEqual(payments, [], "a card Stripe.js refused reached payments");
+
+  await page.getByLabel("Card number").fill("4242424242424242");
+  await page.getByRole("button", { name: "Pay $12.00" }).click();
+  await page.getByText("Order complete.").waitFor({ timeout: 60_000 });
+  assert.deepEqual(stripeRequests, ["https://js.stripe.com/v3"]);
+  assert.equal(await page.evaluate(() => window.stripeKey), "pk_test_e2e");
+  assert.deepEqual(payments, [{ orderId, token: "pm_card_visa" }]);
+  await screenshot(page, "stripe-order-complete");
 });
 
 test("no page threw a script error", () => {
