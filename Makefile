@@ -48,6 +48,14 @@ deploy: ## build every function with ko into kind and apply knative/ (Secrets fr
 undeploy: ## delete what make deploy applied (the cluster, config/ and the data stay)
 	hack/cluster.sh undeploy
 
+# Conformance (README: Conformance): config/ and knative/ on real Kubernetes and Knative
+# (etcd, kube-apiserver, Eventing's and Serving's own binaries) run as local processes.
+# The first run builds them into .tickit/conformance/bin (~12 min, 2.7 GiB); later ones reuse them.
+.PHONY: conformance
+conformance: deps ## the manifests on real Knative as processes: webhooks, all Ready, the story through Knative's Broker
+	knative/conformance/build.sh
+	cd knative/conformance && GOWORK=off go test -count=1 . && GOWORK=off go run .
+
 # The web UI (functions/client/web, React + TypeScript): Vite builds it into
 # functions/client/ui/dist, which the client function embeds; without it the function serves
 # a page saying to run make ui. npm installs the packages of the lock file (again only when it changes).
