@@ -34,6 +34,31 @@ lint: ## go vet, gofmt and staticcheck over every module
 	go vet $(PACKAGES)
 	go run $(STATICCHECK) $(PACKAGES)
 
+# The whole system on this machine, from the manifests (knative/local; README: Run it locally).
+# Settings from the environment: ADDR, DATA, IDLE, TICK, EXPIRATION_WINDOW, VERBOSE, and
+# NATS_URL, MONGO_URL, REDIS_URL, STRIPE_KEY, JWT_KEY, SENDGRID_API_KEY for real services.
+LOCAL := go run ./knative/local/cmd/tickit-local
+
+.PHONY: run
+run: ## run tickit locally: every function, the Broker, NATS, Redis, stripe-mock (TICK=1s by default)
+	TICK=$${TICK:-1s} $(LOCAL) run
+
+.PHONY: send
+send: ## post a CloudEvent to the Broker: make send TYPE=... DATA=events/testdata/<type>.json [TO=function]
+	$(LOCAL) send -type '$(TYPE)' -data '$(DATA)' $(if $(TO),-to '$(TO)')
+
+.PHONY: events
+events: ## follow every event through the local Broker (type, id, subject, trigger, status, attempts)
+	$(LOCAL) events
+
+.PHONY: dlq
+dlq: ## list the local Broker's dead letters
+	$(LOCAL) dlq
+
+.PHONY: replay
+replay: ## deliver a dead letter again to its trigger: make replay ID=<event id>
+	$(LOCAL) replay -id '$(ID)'
+
 # The kind cluster path (README: Deploy to kind). Needs docker, kind, kubectl and ko;
 # the Knative and eventing-natss versions are pinned at the top of hack/cluster.sh.
 .PHONY: cluster

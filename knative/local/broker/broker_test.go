@@ -31,7 +31,7 @@ import (
 
 const ns = "tickit"
 
-func startNATS(t *testing.T, dir string) *backing.NATS {
+func startNATS(t testing.TB, dir string) *backing.NATS {
 	t.Helper()
 	n, err := backing.StartNATS(dir)
 	if err != nil {
@@ -46,11 +46,11 @@ type world struct {
 	ingress string // URL of POST /tickit/default
 }
 
-func start(t *testing.T, n *backing.NATS, parallel int, triggers ...*eventingv1.Trigger) *world {
+func start(t testing.TB, n *backing.NATS, parallel int, triggers ...*eventingv1.Trigger) *world {
 	return startWith(t, n, broker.Config{Parallel: parallel}, triggers...)
 }
 
-func startWith(t *testing.T, n *backing.NATS, cfg broker.Config, triggers ...*eventingv1.Trigger) *world {
+func startWith(t testing.TB, n *backing.NATS, cfg broker.Config, triggers ...*eventingv1.Trigger) *world {
 	t.Helper()
 	cfg.Broker = &eventingv1.Broker{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
 	cfg.Triggers, cfg.JS = triggers, n.JS

@@ -48,7 +48,7 @@ type world struct {
 }
 
 // start runs the system from the manifests on a free port with its data under dir.
-func start(t *testing.T, dir string, settings map[string]string) *world {
+func start(t testing.TB, dir string, settings map[string]string) *world {
 	t.Helper()
 	w := &world{dir: dir, settings: settings, output: &syncBuffer{}}
 	if _, ok := settings["SENDGRID_API_BASE"]; !ok {
@@ -60,7 +60,7 @@ func start(t *testing.T, dir string, settings map[string]string) *world {
 	return w
 }
 
-func (w *world) boot(t *testing.T) {
+func (w *world) boot(t testing.TB) {
 	t.Helper()
 	cfg := system.Config{
 		Root: root, Data: w.dir, Addr: "127.0.0.1:0", Tick: time.Second, Idle: time.Minute,
@@ -122,7 +122,7 @@ type sendgrid struct {
 	emails []map[string]any
 }
 
-func newSendGrid(t *testing.T) *sendgrid {
+func newSendGrid(t testing.TB) *sendgrid {
 	s := &sendgrid{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var mail map[string]any
@@ -169,7 +169,7 @@ func (r response) decode(t *testing.T, v any) {
 }
 
 // call sends a request to host through the ingress, with a bearer token when given.
-func (w *world) call(t *testing.T, host, method, path string, body any, token string) response {
+func (w *world) call(t testing.TB, host, method, path string, body any, token string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

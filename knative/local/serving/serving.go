@@ -263,6 +263,28 @@ func (s *Service) scaler() {
 	}
 }
 
+// ScaleToZero stops the process now, as IDLE without traffic would: once no request is in
+// flight, and it waits for the process to exit.
+func (s *Service) ScaleToZero() {
+	for {
+		s.mu.Lock()
+		p := s.cur
+		if p == nil {
+			s.mu.Unlock()
+			return
+		}
+		if s.inflight == 0 {
+			s.cur = nil
+			s.mu.Unlock()
+			s.retire(p)
+			<-p.exited
+			return
+		}
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // retire stops a process that no longer serves (SIGTERM, then SIGKILL after StopGrace).
 func (s *Service) retire(p *process) {
 	s.mu.Lock()

@@ -206,3 +206,17 @@ func TestCloseStopsTheProcess(t *testing.T) {
 		t.Fatal("Running after Close")
 	}
 }
+
+func TestScaleToZeroStopsTheProcessAtOnce(t *testing.T) {
+	svc, url := newService(t, "serve", time.Minute, 0)
+	pid := who(t, url).Pid
+
+	svc.ScaleToZero()
+
+	if svc.Running() || alive(pid) {
+		t.Fatalf("running %v, process alive %v after ScaleToZero", svc.Running(), alive(pid))
+	}
+	if who(t, url).Pid == pid {
+		t.Fatal("the next request reached the stopped process")
+	}
+}
