@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,7 +25,8 @@ type objectRef struct {
 }
 
 // patchForRun changes what cannot run here, or would make the run slow, and says so.
-func patchForRun(u *unstructured.Unstructured) {
+// It returns false for objects it leaves alone.
+func patchForRun(u *unstructured.Unstructured) bool {
 	switch {
 	case u.GetKind() == "ConfigMap" && u.GetName() == "nats-jetstream-channel":
 		_ = unstructured.SetNestedField(u.Object, "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\n", "data", "channel-template-spec")
@@ -36,7 +39,7 @@ func patchForRun(u *unstructured.Unstructured) {
 	case u.GetKind() == "PingSource" && u.GetName() == "expiration-tick":
 		_ = unstructured.SetNestedField(u.Object, tickSchedule, "spec", "schedule")
 		fmt.Printf("   note: PingSource expiration-tick runs on %q (every 2 s) instead of every minute\n", tickSchedule)
-	case u.GetKind() == "Service" && u.GetAPIVersion() == "serving.knative.dev/v1" && u.GetName() == "orders":
+	case isKnativeService(u) && u.GetName() == "orders":
 		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
 		env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
 		for _, e := range env {
@@ -47,43 +50,85 @@ func patchForRun(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedSlice(containers[0].(map[string]any), env, "env")
 		_ = unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers")
 		fmt.Printf("   note: orders' EXPIRATION_WINDOW is %s instead of 15m\n", expirationWindow)
+	default:
+		return false
 	}
+	return true
 }
+
+// runPatches is how many objects patchForRun must find: fewer means a manifest was
+// renamed and the run would not be what it says.
+const runPatches = 5
 
 // applyApp applies config/ then knative/ as a user would (server-side apply), with the
 // changes patchForRun names.
-func (c *cluster) applyApp(ctx context.Context, root string) ([]*objectRef, error) {
-	var refs []*objectRef
+func (c *cluster) applyApp(ctx context.Context, root string) (refs []*objectRef, services []string, err error) {
+	patched := 0
 	for i, dir := range []string{"config", "knative/services", "knative/eventing"} {
 		files, err := yamlFiles(filepath.Join(root, dir))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs, err := readObjects(files...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, u := range objs {
-			patchForRun(u)
+			if patchForRun(u) {
+				patched++
+			}
 		}
 		if err := c.applyAll(ctx, objs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		fmt.Printf("   %s: %d objects accepted\n", dir, len(objs))
 		if i == 0 {
 			// The controller-manager, which would create it, does not run; the serving
 			// webhook's dry run of each Service's pod needs it.
 			if err := c.serviceAccount(ctx, "tickit"); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		for _, u := range objs {
 			if slices.Contains([]string{"Broker", "Trigger", "SinkBinding", "PingSource"}, u.GetKind()) {
 				refs = append(refs, &objectRef{obj: u})
 			}
+			if isKnativeService(u) {
+				services = append(services, u.GetName())
+			}
 		}
 	}
-	return refs, nil
+	if patched != runPatches {
+		return nil, nil, fmt.Errorf("changed %d objects for this run, want %d: a manifest this harness adjusts was renamed", patched, runPatches)
+	}
+	return refs, services, nil
+}
+
+func isKnativeService(u *unstructured.Unstructured) bool {
+	return u.GetKind() == "Service" && u.GetAPIVersion() == "serving.knative.dev/v1"
+}
+
+// manifestFunctions names the Knative Services of knative/services that are functions
+// of this repository (functions/<name>).
+func manifestFunctions(root string) ([]string, error) {
+	files, err := yamlFiles(filepath.Join(root, "knative/services"))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := readObjects(files...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, u := range objs {
+		if _, err := os.Stat(filepath.Join(root, "functions", u.GetName(), "main.go")); isKnativeService(u) && err == nil {
+			out = append(out, u.GetName())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no function Services under %s/knative/services", root)
+	}
+	return out, nil
 }
 
 // webhooksReady waits until both webhooks answer the API server: a dry-run write of an
@@ -230,7 +275,7 @@ func (c *cluster) allReady(ctx context.Context, refs []*objectRef) error {
 }
 
 // startFunctions runs each function with its Service's env, as stored in the API server.
-func (c *cluster) startFunctions(ctx context.Context, s *supervisor, bin string, proxy *dnsProxy, proxyURL string, deps map[string]string) (map[string]string, error) {
+func (c *cluster) startFunctions(ctx context.Context, s *supervisor, bin string, functions []string, proxy *dnsProxy, proxyURL string, deps map[string]string) (map[string]string, error) {
 	sb, err := c.dyn.Resource(sinkBindGVR).Namespace("tickit").Get(ctx, "publishers", metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -268,10 +313,14 @@ func (c *cluster) startFunctions(ctx context.Context, s *supervisor, bin string,
 type latency struct {
 	n             int
 	p50, p95, max time.Duration
+	// Under load: 16 concurrent publishers, as knative/local's broker benchmark.
+	loadN            int
+	perSecond        float64
+	loadP50, loadP99 time.Duration
 }
 
 // measureLatency adds a Trigger for probe events to the harness's receiver and times
-// events sent to the Broker's ingress, one at a time, until they arrive.
+// events sent to the Broker's ingress: one at a time, then from 16 concurrent publishers.
 func (c *cluster) measureLatency(ctx context.Context, proxyURL string, probe *receiver) (latency, error) {
 	tr := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
@@ -305,7 +354,54 @@ func (c *cluster) measureLatency(ctx context.Context, proxyURL string, probe *re
 	}
 	slices.Sort(ds)
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
-	return latency{n: n, p50: r(ds[n/2]), p95: r(ds[n*95/100]), max: r(ds[n-1])}, nil
+	lat := latency{n: n, p50: r(ds[n/2]), p95: r(ds[n*95/100]), max: r(ds[n-1])}
+
+	const loadN, publishers = 1000, 16
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	ids := make(chan string)
+	errs := make(chan error, publishers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range publishers {
+		wg.Go(func() {
+			for id := range ids {
+				mu.Lock()
+				sent[id] = time.Now()
+				mu.Unlock()
+				if err := sendEvent(ctx, client, id, "dev.tickit.conformance.probe", "application/json", []byte(`{}`)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := range loadN {
+		ids <- fmt.Sprintf("load-%d", i)
+	}
+	close(ids)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return latency{}, err
+	default:
+	}
+	got, ok := probe.collect(ctx, 30*time.Second, "load-", loadN)
+	if !ok {
+		return latency{}, fmt.Errorf("%d of %d load events arrived within 30 s", len(got), loadN)
+	}
+	var last time.Time
+	ds = ds[:0]
+	for _, e := range got {
+		ds = append(ds, e.received.Sub(sent[e.attrs["id"]]))
+		if e.received.After(last) {
+			last = e.received
+		}
+	}
+	slices.Sort(ds)
+	lat.loadN, lat.perSecond = loadN, float64(loadN)/last.Sub(start).Seconds()
+	lat.loadP50, lat.loadP99 = r(ds[loadN/2]), r(ds[loadN*99/100])
+	return lat, nil
 }
 
 // brokerURL is the Broker's ingress, as K_SINK names it.
@@ -313,7 +409,7 @@ const brokerURL = "http://broker-ingress.knative-eventing.svc.cluster.local/tick
 
 func brokerClient(proxyURL string) *http.Client {
 	u, _ := url.Parse(proxyURL)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u), MaxIdleConnsPerHost: 64}}
 }
 
 // sendEvent posts a binary-mode CloudEvent to the Broker.

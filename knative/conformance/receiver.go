@@ -101,3 +101,28 @@ func (r *receiver) waitFor(ctx context.Context, timeout time.Duration, match fun
 		}
 	}
 }
+
+// collect waits until n events whose id starts with prefix arrived, and returns them.
+func (r *receiver) collect(ctx context.Context, timeout time.Duration, prefix string, n int) ([]event, bool) {
+	deadline := time.After(timeout)
+	for {
+		var got []event
+		r.mu.Lock()
+		for _, e := range r.events {
+			if strings.HasPrefix(e.attrs["id"], prefix) {
+				got = append(got, e)
+			}
+		}
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got, true
+		}
+		select {
+		case <-ctx.Done():
+			return got, false
+		case <-deadline:
+			return got, false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// The proxy sends a cluster DNS name to the process behind it with the Host header
+// intact, sends in-memory channels to the dispatcher, and refuses names it does not know.
+func TestProxyRoutesClusterNames(t *testing.T) {
+	hosts := make(chan string, 10)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host + r.URL.Path
+	}))
+	defer backend.Close()
+	addr := strings.TrimPrefix(backend.URL, "http://")
+	p := newDNSProxy()
+	p.route("tickets", "tickit", addr)
+	p.route("imc-dispatcher", "knative-eventing", addr)
+	front := httptest.NewServer(p)
+	defer front.Close()
+	u, _ := url.Parse(front.URL)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+
+	for _, c := range []struct{ url, want string }{
+		{"http://tickets.tickit.svc.cluster.local/api/tickets", "tickets.tickit.svc.cluster.local/api/tickets"},
+		{"http://tickets.tickit.svc/x", "tickets.tickit.svc/x"},
+		{"http://default-kne-trigger-kn-channel.tickit.svc.cluster.local/", "default-kne-trigger-kn-channel.tickit.svc.cluster.local/"},
+	} {
+		res, err := client.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := <-hosts; got != c.want {
+			t.Errorf("%s reached the backend as %s, want %s", c.url, got, c.want)
+		}
+	}
+	for _, bad := range []string{"http://orders.tickit.svc.cluster.local/", "http://example.com/"} {
+		res, err := client.Get(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "no local process") {
+			t.Errorf("%s: %d %s, want 502 naming the missing process", bad, res.StatusCode, b)
+		}
+	}
+}
+
+// The receiver records binary and structured CloudEvents with their extensions, and
+// refuses a structured event that is not JSON.
+func TestReceiverRecordsBothModes(t *testing.T) {
+	r, err := newReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(ct, body string, h map[string]string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr, strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if s := post("application/json", `{"a":1}`, map[string]string{"Ce-Id": "b1", "Ce-Knativeerrorcode": "400"}); s != http.StatusAccepted {
+		t.Fatalf("binary: %d", s)
+	}
+	if s := post("application/cloudevents+json", `{"id":"s1","knativeerrorcode":"503","data":{"a":2}}`, nil); s != http.StatusAccepted {
+		t.Fatalf("structured: %d", s)
+	}
+	if s := post("application/cloudevents+json", `{"id":`, nil); s != http.StatusBadRequest {
+		t.Fatalf("broken structured: %d, want 400", s)
+	}
+	ctx := t.Context()
+	b, ok := r.waitFor(ctx, time.Second, func(e event) bool { return e.attrs["id"] == "b1" })
+	if !ok || b.attrs["knativeerrorcode"] != "400" || string(b.data) != `{"a":1}` {
+		t.Errorf("binary event %+v (found %v)", b, ok)
+	}
+	s, ok := r.waitFor(ctx, time.Second, func(e event) bool { return e.attrs["id"] == "s1" })
+	if !ok || s.attrs["knativeerrorcode"] != "503" || string(s.data) != `{"a":2}` {
+		t.Errorf("structured event %+v (found %v)", s, ok)
+	}
+	if _, ok := r.waitFor(ctx, 100*time.Millisecond, func(e event) bool { return e.attrs["id"] == "none" }); ok {
+		t.Error("found an event never sent")
+	}
+}
+
+// Every change the run makes to the manifests finds its object; a renamed manifest
+// fails here, not as a run that silently waits a minute for its PingSource.
+func TestRunPatchesFindTheirManifests(t *testing.T) {
+	files, err := yamlFiles(filepath.Join("..", "..", "config"), filepath.Join("..", "..", "knative"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := readObjects(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	var orders, ping, channel *unstructured.Unstructured
+	for _, u := range objs {
+		if patchForRun(u) {
+			n++
+		}
+		switch {
+		case isKnativeService(u) && u.GetName() == "orders":
+			orders = u
+		case u.GetKind() == "PingSource":
+			ping = u
+		case u.GetName() == "nats-jetstream-channel":
+			channel = u
+		}
+	}
+	if n != runPatches {
+		t.Fatalf("patched %d objects, want %d", n, runPatches)
+	}
+	if s, _, _ := unstructured.NestedString(ping.Object, "spec", "schedule"); s != tickSchedule {
+		t.Errorf("PingSource schedule %q", s)
+	}
+	if s, _, _ := unstructured.NestedString(channel.Object, "data", "channel-template-spec"); !strings.Contains(s, "InMemoryChannel") {
+		t.Errorf("channel template %q", s)
+	}
+	containers, _, _ := unstructured.NestedSlice(orders.Object, "spec", "template", "spec", "containers")
+	env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
+	found := false
+	for _, e := range env {
+		if m := e.(map[string]any); m["name"] == "EXPIRATION_WINDOW" {
+			found = m["value"] == expirationWindow
+		}
+	}
+	if !found {
+		t.Errorf("orders env %v: EXPIRATION_WINDOW not %s", env, expirationWindow)
+	}
+	fns, err := manifestFunctions(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"auth", "tickets", "orders", "payments", "expiration", "emails"} {
+		if !strings.Contains(strings.Join(fns, " "), want) {
+			t.Errorf("functions %v lack %s", fns, want)
+		}
+	}
+}
