@@ -92,7 +92,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   }
   if (!resp.ok) {
     const errors = (data as { errors?: FieldError[] } | undefined)?.errors;
-    throw new ApiError(resp.status, Array.isArray(errors) && errors.length > 0 ? errors : [{ message: `${resp.status} ${resp.statusText || "error"}` }]);
+    throw new ApiError(resp.status, Array.isArray(errors) && errors.length > 0 ? errors : [{ message: `Something went wrong (${resp.status} ${resp.statusText}). Please try again.` }]);
   }
   return data as T;
 }

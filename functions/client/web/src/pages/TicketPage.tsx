@@ -1,31 +1,19 @@
 // One ticket: its title and price, and Purchase, which reserves it with a new order.
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
-import { api, asApiError, ApiError, type Order } from "../api";
+import { api, asApiError, ApiError } from "../api";
 import { Alerts } from "../components/Form";
 import { formatMoney } from "../money";
+import { retryNotFound } from "../retry";
 import { useApi } from "../useApi";
 import { useSession } from "../session";
 import { useTitle } from "../useTitle";
 
-/** How long Purchase waits for orders to hear of a ticket listed a moment ago. */
-const newTicketGrace = 5000;
-
 /**
- * Creates the order. orders learns of a ticket from tickets' event, a moment after it was
- * listed, and answers 404 until then: retry briefly so that a fresh ticket can be bought.
+ * How long Purchase waits for orders to hear of a ticket listed a moment ago: orders learns
+ * of tickets from tickets' events and answers 404 until then.
  */
-async function orderTicket(ticketId: string): Promise<Order> {
-  const until = Date.now() + newTicketGrace;
-  for (;;) {
-    try {
-      return await api.createOrder(ticketId);
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404 || Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
+const newTicketGrace = 5000;
 
 export function TicketPage() {
   const { id = "" } = useParams();
@@ -40,7 +28,7 @@ export function TicketPage() {
     setBusy(true);
     setError(null);
     try {
-      const order = await orderTicket(id);
+      const order = await retryNotFound(() => api.createOrder(id), newTicketGrace, 500);
       navigate(`/orders/${order.id}`);
     } catch (err) {
       setError(asApiError(err));
