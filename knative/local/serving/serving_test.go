@@ -149,7 +149,7 @@ func TestAnIdleFunctionScalesToZeroAndTheNextRequestStartsItAgain(t *testing.T) 
 }
 
 func TestACrashedFunctionStartsAgainOnTheNextRequest(t *testing.T) {
-	_, url := newService(t, "serve", time.Minute, 0)
+	svc, url := newService(t, "serve", time.Minute, 0)
 	first := who(t, url).Pid
 
 	resp, err := http.Get(url + "/crash")
@@ -160,7 +160,7 @@ func TestACrashedFunctionStartsAgainOnTheNextRequest(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("a request that crashed the function: %d, want 502", resp.StatusCode)
 	}
-	eventually(t, "the crashed process gone", func() bool { return !alive(first) })
+	eventually(t, "the runtime saw the crash", func() bool { return !svc.Running() })
 
 	if second := who(t, url).Pid; second == first {
 		t.Fatal("no new process after the crash")
