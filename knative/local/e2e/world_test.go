@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tickit/tickit/knative/local/backing"
+	"github.com/tickit/tickit/knative/local/manifest"
+	"github.com/tickit/tickit/knative/local/serving"
 	"github.com/tickit/tickit/knative/local/system"
 )
 
@@ -26,16 +28,48 @@ var root, _ = filepath.Abs("../../..")
 // start, and it keeps no state.
 var stripeURL string
 
+// binDir holds the functions, built once for every system in this package.
+var binDir string
+
 func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
 	s, err := backing.StartStripeMock(root, filepath.Join(root, "functions/payments/testdata/stripe-fixtures.json"), io.Discard)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	defer s.Close()
 	stripeURL = s.URL
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
+	if binDir, err = os.MkdirTemp("", "tickit-e2e-bin"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	if err := buildFunctions(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildFunctions builds every function of the manifests into binDir, so that the systems
+// started in parallel find them up to date instead of linking them each.
+func buildFunctions() error {
+	app, err := manifest.Load(filepath.Join(root, "knative"))
+	if err != nil {
+		return err
+	}
+	var pkgs []string
+	for _, svc := range app.Services {
+		if pkg := manifest.Function(svc); pkg != "" {
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	_, err = serving.Build(context.Background(), root, binDir, pkgs)
+	return err
 }
 
 // world is one running system and what the test sees of it.
@@ -63,7 +97,7 @@ func start(t testing.TB, dir string, settings map[string]string) *world {
 func (w *world) boot(t testing.TB) {
 	t.Helper()
 	cfg := system.Config{
-		Root: root, Data: w.dir, Addr: "127.0.0.1:0", Tick: time.Second, Idle: time.Minute,
+		Root: root, Data: w.dir, BinDir: binDir, Addr: "127.0.0.1:0", Tick: time.Second, Idle: time.Minute,
 		Getenv: func(k string) string { return w.settings[k] },
 		Out:    w.output, FunctionOutput: w.output,
 	}

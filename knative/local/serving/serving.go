@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,7 +173,9 @@ func (s *Service) spawn() (*process, error) {
 	}
 	cmd := exec.Command(s.spec.Binary)
 	cmd.Env = append(append([]string{}, s.spec.Env...), fmt.Sprintf("PORT=%d", port))
-	cmd.Stdout, cmd.Stderr = s.spec.Output, s.spec.Output
+	last := &tail{max: 10}
+	out := io.MultiWriter(s.spec.Output, last)
+	cmd.Stdout, cmd.Stderr = out, out
 	p := &process{cmd: cmd, port: port, ready: make(chan struct{}), exited: make(chan struct{}), start: time.Now()}
 	if err := proc.Start(cmd); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", s.spec.Binary, err)
@@ -183,12 +186,15 @@ func (s *Service) spawn() (*process, error) {
 			err = errors.New("exited")
 		}
 		p.err = fmt.Errorf("the process %s", err)
+		if output := last.String(); output != "" {
+			p.err = fmt.Errorf("the process %s: %s", err, output[strings.LastIndexByte(output, '\n')+1:])
+		}
 		close(p.exited)
 		s.mu.Lock()
 		expected := s.cur != p
 		s.mu.Unlock()
 		if !expected {
-			s.spec.Log.Warnw("function exited; the next request starts it again", "function", s.spec.Name, "error", err)
+			s.spec.Log.Warnw("function exited; the next request starts it again", "function", s.spec.Name, "error", err, "output", last.String())
 		}
 	}()
 	go s.waitReady(p)

@@ -188,8 +188,9 @@ func TestAFunctionThatCannotStartAnswers503WithTheReason(t *testing.T) {
 	defer resp.Body.Close()
 	var body struct{ Errors []struct{ Message string } }
 	_ = json.NewDecoder(resp.Body).Decode(&body)
-	if resp.StatusCode != http.StatusServiceUnavailable || len(body.Errors) != 1 || !strings.Contains(body.Errors[0].Message, "fn function cannot start") {
-		t.Fatalf("status %d body %+v, want 503 saying the function cannot start", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || len(body.Errors) != 1 ||
+		!strings.Contains(body.Errors[0].Message, "fn function cannot start") || !strings.Contains(body.Errors[0].Message, "missing required environment variable JWT_KEY") {
+		t.Fatalf("status %d body %+v, want 503 with the function's own last words", resp.StatusCode, body)
 	}
 }
 

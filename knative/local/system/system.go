@@ -38,6 +38,9 @@ type Config struct {
 	Addr string        // the ingress address, 127.0.0.1:8080 by default; port 0 picks one
 	Tick time.Duration // > 0: PingSources fire at this period instead of their schedule
 	Idle time.Duration // a function without traffic this long scales to zero (default 60s)
+	// BinDir is where the functions are built (default Data/bin). go build leaves binaries
+	// that are up to date alone, so runtimes may share one.
+	BinDir string
 	// Getenv reads the user's settings (NATS_URL, MONGO_URL, REDIS_URL, STRIPE_KEY,
 	// STRIPE_API_BASE, JWT_KEY, SENDGRID_API_KEY, SENDGRID_API_BASE, EXPIRATION_WINDOW, ...):
 	// os.Getenv when nil.
@@ -96,6 +99,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	if cfg.Data, err = filepath.Abs(cfg.Data); err != nil {
 		return nil, err
+	}
+	if cfg.BinDir == "" {
+		cfg.BinDir = filepath.Join(cfg.Data, "bin")
 	}
 	s := &System{cfg: cfg, log: newLogger(cfg.Out), services: map[string]*serving.Service{}, images: map[string]string{}, local: map[string]bool{}}
 	defer func() {
@@ -198,11 +204,11 @@ func (s *System) startFunctions(ctx context.Context) error {
 		}
 	}
 	start := time.Now()
-	bins, err := serving.Build(ctx, s.cfg.Root, filepath.Join(s.cfg.Data, "bin"), pkgs)
+	bins, err := serving.Build(ctx, s.cfg.Root, s.cfg.BinDir, pkgs)
 	if err != nil {
 		return err
 	}
-	s.line("build", "%d functions in %v -> %s", len(pkgs), time.Since(start).Round(10*time.Millisecond), filepath.Join(s.cfg.Data, "bin"))
+	s.line("build", "%d functions in %v -> %s", len(pkgs), time.Since(start).Round(10*time.Millisecond), s.cfg.BinDir)
 	for _, svc := range s.app.Services {
 		s.local[svc.Name] = clusterLocal(svc)
 		pkg := manifest.Function(svc)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,7 +18,7 @@ import (
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	verbose := fs.Bool("v", os.Getenv("VERBOSE") != "", "show every function's log lines (VERBOSE=1)")
+	verbose := fs.Bool("v", os.Getenv("VERBOSE") != "", "show every log line of the functions, not only warnings and errors (VERBOSE=1)")
 	_ = fs.Parse(args)
 	root, err := repoRoot()
 	if err != nil {
@@ -29,6 +31,7 @@ func run(args []string) error {
 	if cfg.Idle, err = duration("IDLE", 60*time.Second); err != nil {
 		return err
 	}
+	cfg.FunctionOutput = problems{os.Stdout}
 	if *verbose {
 		cfg.FunctionOutput = os.Stdout
 	}
@@ -57,8 +60,21 @@ func examples(addr string) string {
   make send TYPE=dev.knative.sources.ping DATA=events/testdata/dev.knative.sources.ping.json
   make events     # follow every event through the Broker
   make dlq        # dead letters; make replay ID=<event id>
-Function logs: VERBOSE=1 make run. Ctrl-C stops everything.
+Functions' warnings and errors show here; all their logs with VERBOSE=1. Ctrl-C stops everything.
 `, addr, system.ExternalDomain)
+}
+
+// problems passes on the functions' warnings and errors only; it gets whole lines (each
+// function's output goes through proc.Prefix first).
+type problems struct{ w io.Writer }
+
+func (p problems) Write(line []byte) (int, error) {
+	for _, level := range []string{`"level":"warn"`, `"level":"error"`, `"level":"fatal"`, `"level":"panic"`, `"level":"dpanic"`} {
+		if bytes.Contains(line, []byte(level)) {
+			return p.w.Write(line)
+		}
+	}
+	return len(line), nil
 }
 
 // repoRoot is the directory holding go.work, from the working directory upwards.
