@@ -82,9 +82,9 @@ func (p knativePorts) backends() map[string]map[int32]int {
 	}
 }
 
-// endpoints writes an EndpointSlice and an Endpoints object for each Knative Service
-// whose pods are local processes: the address is the host's (the API server refuses
-// loopback), the ports the processes'.
+// endpoints writes an EndpointSlice for each Knative Service whose pods are local
+// processes (the API server and the Broker reconciler read them): the address is the
+// host's (the API server refuses loopback), the ports the processes'.
 func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) error {
 	for key, targets := range p.backends() {
 		name, ns, _ := strings.Cut(key, ".")
@@ -93,7 +93,6 @@ func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) erro
 			return fmt.Errorf("service %s: %w", key, err)
 		}
 		var slicePorts []discoveryv1.EndpointPort
-		var epPorts []corev1.EndpointPort
 		for _, sp := range svc.Spec.Ports {
 			tp := sp.TargetPort
 			if tp.Type != intstr.Int {
@@ -104,7 +103,6 @@ func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) erro
 				continue
 			}
 			slicePorts = append(slicePorts, discoveryv1.EndpointPort{Name: ptr.To(sp.Name), Port: ptr.To(int32(local)), Protocol: ptr.To(corev1.ProtocolTCP)})
-			epPorts = append(epPorts, corev1.EndpointPort{Name: sp.Name, Port: int32(local), Protocol: corev1.ProtocolTCP})
 		}
 		if len(slicePorts) == 0 {
 			return fmt.Errorf("service %s: no port targets %v", key, targets)
@@ -118,13 +116,6 @@ func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) erro
 		}
 		if _, err := c.kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("endpointslice %s: %w", key, err)
-		}
-		ep := &corev1.Endpoints{ //nolint:staticcheck // some reconcilers still read Endpoints
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: ip}}, Ports: epPorts}},
-		}
-		if _, err := c.kube.CoreV1().Endpoints(ns).Create(ctx, ep, metav1.CreateOptions{}); err != nil { //nolint:staticcheck
-			return fmt.Errorf("endpoints %s: %w", key, err)
 		}
 	}
 	return nil

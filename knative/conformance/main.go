@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -285,8 +284,10 @@ func run(ctx context.Context, root, bin string) error {
 		}
 	}
 
+	procs, mib := s.rss()
 	fmt.Printf("\nsummary\n")
 	fmt.Printf("  empty etcd to all Ready:      %s\n", ready.Round(10*time.Millisecond))
+	fmt.Printf("  memory:                       %.0f MiB resident in %d processes (etcd, API server, Knative, functions, Redis, stripe-mock)\n", mib, procs)
 	fmt.Printf("  event latency, one at a time: p50 %s, p95 %s, max %s over %d events (Broker ingress -> channel -> filter -> subscriber)\n", lat.p50, lat.p95, lat.max, lat.n)
 	fmt.Printf("  under load, 16 publishers:    %.0f events/s, p50 %s, p99 %s over %d events (the method of knative/local's BenchmarkBrokerToSubscriber)\n", lat.perSecond, lat.loadP50, lat.loadP99, lat.loadN)
 	fmt.Printf("  channel: InMemoryChannel instead of the manifests' NatsJetStreamChannel (eventing-natss is not available here)\n")
@@ -335,8 +336,6 @@ func randomKey() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-var errFailed = errors.New("check failed")
 
 // kinds returns the refs of the given kinds.
 func kinds(refs []*objectRef, kind ...string) []*objectRef {

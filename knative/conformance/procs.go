@@ -181,3 +181,25 @@ func hostIP() (string, error) {
 	}
 	return "", errors.New("no non-loopback IPv4 address")
 }
+
+// rss sums the resident memory of the running processes (from /proc).
+func (s *supervisor) rss() (n int, mib float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var kb float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err == nil {
+					n++
+					mib += kb / 1024
+				}
+			}
+		}
+	}
+	return n, mib
+}
