@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
@@ -165,5 +166,19 @@ func TestClusterNamesGoThroughTheIngressAndOthersDirectly(t *testing.T) {
 		if got := clusterHost(host); got != want {
 			t.Errorf("clusterHost(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+func TestIdleIsIDLEElseTheAutoscalingWindowElse60s(t *testing.T) {
+	s := fakeSystem(t, nil)
+	if got := s.idle(service(t, s, "expiration")); got != 6*time.Second {
+		t.Errorf("expiration (window 6s): %v", got)
+	}
+	if got := s.idle(service(t, s, "tickets")); got != time.Minute {
+		t.Errorf("tickets (no window): %v", got)
+	}
+	s.cfg.Idle = 2 * time.Second
+	if got := s.idle(service(t, s, "expiration")); got != 2*time.Second {
+		t.Errorf("with IDLE=2s: %v", got)
 	}
 }

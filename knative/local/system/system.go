@@ -37,7 +37,9 @@ type Config struct {
 	Data string        // the data dir: NATS store, databases, Redis data, binaries, JWT key
 	Addr string        // the ingress address, 127.0.0.1:8080 by default; port 0 picks one
 	Tick time.Duration // > 0: PingSources fire at this period instead of their schedule
-	Idle time.Duration // a function without traffic this long scales to zero (default 60s)
+	// Idle: a function without traffic this long scales to zero. 0: the Service's
+	// autoscaling.knative.dev/window annotation, else 60s (Knative's default stable window).
+	Idle time.Duration
 	// BinDir is where the functions are built (default Data/bin). go build leaves binaries
 	// that are up to date alone, so runtimes may share one.
 	BinDir string
@@ -93,9 +95,6 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
-	}
-	if cfg.Idle <= 0 {
-		cfg.Idle = 60 * time.Second
 	}
 	if cfg.Data, err = filepath.Abs(cfg.Data); err != nil {
 		return nil, err
@@ -221,16 +220,19 @@ func (s *System) startFunctions(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		min := minScale(svc)
+		min, idle := minScale(svc), s.idle(svc)
 		s.services[svc.Name] = serving.New(serving.Spec{
-			Name: svc.Name, Binary: bins[pkg], Env: env, MinScale: min, Idle: s.cfg.Idle,
+			Name: svc.Name, Binary: bins[pkg], Env: env, MinScale: min, Idle: idle,
 			Output: proc.Prefix(s.cfg.FunctionOutput, "["+svc.Name+"] "), Log: s.log,
 		})
 		where := fmt.Sprintf("http://%s.%s.%s:%s", svc.Name, svc.Namespace, ExternalDomain, port(s.Addr()))
-		if clusterLocal(svc) {
+		switch {
+		case clusterLocal(svc):
 			where = "cluster-local, http://" + svc.Name + "." + svc.Namespace + ".svc.cluster.local"
+		case svc.Name == "client":
+			where = s.URL() + " (any other host)"
 		}
-		scale := fmt.Sprintf("scales to zero after %v", s.cfg.Idle)
+		scale := fmt.Sprintf("scales to zero after %v", idle)
 		if min > 0 {
 			scale = fmt.Sprintf("min-scale %d", min)
 		}
@@ -342,6 +344,18 @@ func newLogger(out io.Writer) *zap.SugaredLogger {
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// idle is how long the function may go without traffic: IDLE, else the revision's
+// autoscaling window (the stable window), else Knative's default of 60s.
+func (s *System) idle(svc *servingv1.Service) time.Duration {
+	if s.cfg.Idle > 0 {
+		return s.cfg.Idle
+	}
+	if d, err := time.ParseDuration(svc.Spec.Template.Annotations["autoscaling.knative.dev/window"]); err == nil && d > 0 {
+		return d
+	}
+	return 60 * time.Second
 }
 
 // minScale reads autoscaling.knative.dev/min-scale from the revision template.

@@ -28,7 +28,7 @@ func run(args []string) error {
 	if cfg.Tick, err = duration("TICK", 0); err != nil {
 		return err
 	}
-	if cfg.Idle, err = duration("IDLE", 60*time.Second); err != nil {
+	if cfg.Idle, err = duration("IDLE", 0); err != nil {
 		return err
 	}
 	cfg.FunctionOutput = problems{os.Stdout}
