@@ -322,13 +322,7 @@ type latency struct {
 // measureLatency adds a Trigger for probe events to the harness's receiver and times
 // events sent to the Broker's ingress: one at a time, then from 16 concurrent publishers.
 func (c *cluster) measureLatency(ctx context.Context, proxyURL string, probe *receiver) (latency, error) {
-	tr := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
-		"metadata": map[string]any{"name": "conformance-probe", "namespace": "tickit"},
-		"spec": map[string]any{"broker": "default",
-			"filter":     map[string]any{"attributes": map[string]any{"type": "dev.tickit.conformance.probe"}},
-			"subscriber": map[string]any{"uri": "http://conformance-probe.tickit.svc.cluster.local"}},
-	}}
+	tr := probeTrigger("conformance-probe", "dev.tickit.conformance.probe")
 	if _, err := c.apply(ctx, tr); err != nil {
 		return latency{}, err
 	}
@@ -402,6 +396,17 @@ func (c *cluster) measureLatency(ctx context.Context, proxyURL string, probe *re
 	lat.loadN, lat.perSecond = loadN, float64(loadN)/last.Sub(start).Seconds()
 	lat.loadP50, lat.loadP99 = r(ds[loadN/2]), r(ds[loadN*99/100])
 	return lat, nil
+}
+
+// probeTrigger is a Trigger of the harness: events of type typ go to its receiver.
+func probeTrigger(name, typ string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+		"metadata": map[string]any{"name": name, "namespace": "tickit"},
+		"spec": map[string]any{"broker": "default",
+			"filter":     map[string]any{"attributes": map[string]any{"type": typ}},
+			"subscriber": map[string]any{"uri": "http://conformance-probe.tickit.svc.cluster.local"}},
+	}}
 }
 
 // brokerURL is the Broker's ingress, as K_SINK names it.

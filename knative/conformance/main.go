@@ -277,7 +277,7 @@ func run(ctx context.Context, root, bin string) error {
 	}); err != nil {
 		return err
 	}
-	st := &story{urls: urls, proxy: proxyURL, logs: logs, dead: dead}
+	st := &story{urls: urls, proxy: proxyURL, logs: logs, dead: dead, probe: probe, c: c}
 	for _, part := range st.parts() {
 		if err := step(part.name, func() error { return part.run(ctx) }); err != nil {
 			return err

@@ -23,6 +23,8 @@ type story struct {
 	proxy  string
 	logs   string
 	dead   *receiver
+	probe  *receiver
+	c      *cluster
 	seller string
 	buyer  string
 	buyerE string
@@ -37,7 +39,7 @@ func (s *story) parts() []part {
 	return []part{
 		{"story: sign up a seller and a buyer (auth)", s.signUp},
 		{"story: sell, buy, pay, order complete, ticket sold, email recorded", s.happyPath},
-		{"story: cancel an order, its ticket is released", s.cancelPath},
+		{"story: cancel an order, its ticket is released; a late payment is rejected by a reply event", s.cancelPath},
 		{"story: an unpaid order expires (PingSource tick -> expiration -> orders -> tickets)", s.expiryPath},
 		{"story: a malformed event lands in the dead-letter sink with knativeerror* extensions", s.deadLetter},
 	}
@@ -309,10 +311,37 @@ func (s *story) cancelPath(ctx context.Context) error {
 		}
 		return false, "", fmt.Errorf("pay cancelled order: %d %s", r.status, r.raw)
 	})
-	if err == nil {
-		fmt.Println("   payments refuses the cancelled order (400)")
+	if err != nil {
+		return err
 	}
-	return err
+	fmt.Println("   payments refuses the cancelled order (400)")
+	return s.lateRejected(ctx, order)
+}
+
+// lateRejected sends the payment.created of a payment that raced the cancel: orders
+// answers it with payment.rejected as its reply, which Knative's filter puts back into
+// the Broker. A Trigger of the harness's own sees it arrive.
+func (s *story) lateRejected(ctx context.Context, order string) error {
+	tr := probeTrigger("conformance-payment-rejected", "dev.tickit.payment.rejected")
+	if _, err := s.c.apply(ctx, tr); err != nil {
+		return err
+	}
+	if err := s.c.allReady(ctx, []*objectRef{{obj: tr}}); err != nil {
+		return err
+	}
+	payment := randomKey()[:24]
+	data := fmt.Sprintf(`{"id":%q,"orderId":%q,"stripeId":"pi_conformance","amount":2000,"currency":"usd"}`, payment, order)
+	if err := sendEvent(ctx, brokerClient(s.proxy), "conformance-late-"+payment, "dev.tickit.payment.created", "application/json", []byte(data)); err != nil {
+		return err
+	}
+	e, ok := s.probe.waitFor(ctx, 30*time.Second, func(e event) bool {
+		return e.attrs["type"] == "dev.tickit.payment.rejected" && strings.Contains(string(e.data), payment)
+	})
+	if !ok {
+		return fmt.Errorf("no payment.rejected for payment %s of cancelled order %s within 30 s", payment, order)
+	}
+	fmt.Printf("   orders replied payment.rejected %s (source %s), back through the Broker\n", e.data, e.attrs["source"])
+	return nil
 }
 
 func (s *story) expiryPath(ctx context.Context) error {
