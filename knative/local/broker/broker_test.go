@@ -435,7 +435,7 @@ func TestConnectionErrorsAndTimeoutsAreRetried(t *testing.T) {
 
 	mustSend(t, w.ingress, event("e1", "dev.tickit.test"))
 
-	eventually(t, "the slow subscriber answered in time once", func() bool { return slow.Count("e1") == 2 })
+	eventually(t, "the slow subscriber answered in time once", func() bool { return slow.Count("e1") >= 2 })
 	eventually(t, "a dead letter for the unreachable subscriber", func() bool { return len(deadLetters(t, w.broker)) == 1 })
 	dl := deadLetters(t, w.broker)[0]
 	if dl.Trigger != "gone" || dl.Attempts != 2 {
