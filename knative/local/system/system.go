@@ -47,7 +47,7 @@ type Config struct {
 	// STRIPE_API_BASE, JWT_KEY, SENDGRID_API_KEY, SENDGRID_API_BASE, EXPIRATION_WINDOW, ...):
 	// os.Getenv when nil.
 	Getenv func(string) string
-	Out    io.Writer // one line per component, cold starts, warnings (default os.Stdout)
+	Out    io.Writer // one line per component, cold starts, warnings (default os.Stdout); written concurrently
 	// FunctionOutput receives every function's and backing service's output, each line
 	// prefixed with its name (default io.Discard).
 	FunctionOutput io.Writer
@@ -118,10 +118,25 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("ingress: %w", err)
 	}
+	// Building the functions and starting stripe-mock are the slow parts: they overlap.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	built := make(chan error, 1)
+	var bins map[string]string
+	go func() {
+		var err error
+		bins, err = s.build(ctx)
+		built <- err
+	}()
 	if err := s.startBacking(ctx); err != nil {
+		cancel()
+		<-built
 		return nil, err
 	}
-	if err := s.startFunctions(ctx); err != nil {
+	if err := <-built; err != nil {
+		return nil, err
+	}
+	if err := s.startFunctions(bins); err != nil {
 		return nil, err
 	}
 	if err := s.startBrokers(ctx); err != nil {
@@ -136,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 }
 
 // startBacking starts NATS, Redis and stripe-mock (unless the user points at real ones),
-// and the JWT key; stripe-mock is slow to start, so it starts while the functions build.
+// and reads the JWT key.
 func (s *System) startBacking(ctx context.Context) error {
 	env := s.cfg.Getenv
 	var err error
@@ -194,8 +209,9 @@ func (s *System) startBacking(ctx context.Context) error {
 	return nil
 }
 
-// startFunctions builds every function of the manifests and sets up its Service.
-func (s *System) startFunctions(ctx context.Context) error {
+// build compiles every function of the manifests (the Services with a ko:// image) and
+// returns the binaries by import path.
+func (s *System) build(ctx context.Context) (map[string]string, error) {
 	var pkgs []string
 	for _, svc := range s.app.Services {
 		if pkg := manifest.Function(svc); pkg != "" {
@@ -205,9 +221,14 @@ func (s *System) startFunctions(ctx context.Context) error {
 	start := time.Now()
 	bins, err := serving.Build(ctx, s.cfg.Root, s.cfg.BinDir, pkgs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.line("build", "%d functions in %v -> %s", len(pkgs), time.Since(start).Round(10*time.Millisecond), s.cfg.BinDir)
+	return bins, nil
+}
+
+// startFunctions sets up a Service for every function of the manifests.
+func (s *System) startFunctions(bins map[string]string) error {
 	for _, svc := range s.app.Services {
 		s.local[svc.Name] = clusterLocal(svc)
 		pkg := manifest.Function(svc)

@@ -54,6 +54,7 @@ func run(args []string) error {
 
 func examples(addr string) string {
 	return fmt.Sprintf(`Try it:
+  open http://%[1]s/ in a browser: the web UI (the client function)
   curl -s -X POST -H 'Host: auth.tickit.%[2]s' -H 'Content-Type: application/json' \
        -d '{"email":"me@example.com","password":"secret-password"}' http://%[1]s/api/users/signup
   curl -s -H 'Host: tickets.tickit.%[2]s' http://%[1]s/api/tickets
