@@ -32,6 +32,9 @@ func main() {
 	defer stop()
 	start := time.Now()
 	err := run(ctx, *root, *bin)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted (%w)", err)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nFAIL after %s: %v\n", since(start), err)
 		os.Exit(1)
@@ -70,6 +73,12 @@ func run(ctx context.Context, root, bin string) error {
 	if bin == "" {
 		bin = filepath.Join(root, ".tickit/conformance/bin")
 	}
+	// Checked first: a run in progress holds the port, and its directory must stay.
+	l, err := net.Listen("tcp", ":8080")
+	if err != nil {
+		return fmt.Errorf("port 8080 is taken (Knative's in-memory channel dispatcher hard-codes it; make run and another make conformance use it too): %w", err)
+	}
+	l.Close()
 	dir := filepath.Join(root, ".tickit/conformance/run")
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -105,11 +114,6 @@ func run(ctx context.Context, root, bin string) error {
 	ip, err := hostIP()
 	if err != nil {
 		return err
-	}
-	if l, err := net.Listen("tcp", ":8080"); err != nil {
-		return fmt.Errorf("port 8080 is taken (Knative's in-memory channel dispatcher hard-codes it): %w", err)
-	} else {
-		l.Close()
 	}
 
 	// The functions the manifests run (each Knative Service of knative/services with a
@@ -308,6 +312,7 @@ func startBackends(ctx context.Context, s *supervisor, root, dir string) (map[st
 		}
 		cmd := exec.Command("go", "tool", "-n", "stripe-mock")
 		cmd.Dir = filepath.Join(root, "functions")
+		cmd.Env = append(os.Environ(), "GOWORK=")
 		b, err := cmd.Output()
 		if err != nil {
 			return fmt.Errorf("go tool -n stripe-mock: %w", err)

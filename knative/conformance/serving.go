@@ -29,6 +29,7 @@ func buildFunctions(root, dir string, names []string) error {
 	}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOWORK=") // the workspace's, not this module's GOWORK=off
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build functions: %w", err)
