@@ -147,7 +147,7 @@ func run(ctx context.Context, root, bin string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Printf("   kubectl: KUBECONFIG=%s\n", c.kubeconfig)
+	fmt.Printf("   API server for any Kubernetes client while this runs: KUBECONFIG=%s\n", c.kubeconfig)
 
 	eventingSrc, servingSrc, err := knativeSources(filepath.Join(root, "knative/conformance/tools/knative"))
 	if err != nil {
