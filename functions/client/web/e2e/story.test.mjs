@@ -41,6 +41,7 @@ const password = "correct horse battery";
 const concert = `Concert ${run}, row 12 seat 4`;
 const opera = `Opera ${run}, balcony`;
 const jazz = `Jazz night ${run}`;
+const theatre = `Theatre ${run}, stalls`;
 
 let browser;
 let system; // the `make run` process, when this suite started it
@@ -178,7 +179,7 @@ function escape(s) {
 const ticketURLs = {};
 let buyerOrderURL;
 
-story("a seller signs up, sees errors next to their fields, and lists three tickets", async () => {
+story("a seller signs up, sees errors next to their fields, and lists four tickets", async () => {
   const page = await person();
   await page.goto("/");
   await page.getByRole("heading", { name: "Tickets for sale" }).waitFor();
@@ -208,6 +209,7 @@ story("a seller signs up, sees errors next to their fields, and lists three tick
     [concert, "25", "25.00", "$25.00"],
     [opera, "40.5", "40.50", "$40.50"],
     [jazz, "12", "12.00", "$12.00"],
+    [theatre, "30", "30.00", "$30.00"],
   ]) {
     await page.goto("/tickets/new");
     await page.getByLabel("Title").fill(title);
@@ -325,6 +327,27 @@ story("on a phone-sized screen the pages fit and signed-out visitors are asked t
   await page.waitForURL(`${baseURL}/orders`);
   await page.getByRole("link", { name: new RegExp(escape(concert)) }).waitFor();
   await screenshot(page, "phone-my-orders");
+});
+
+story("an unpaid order shows \"Order expired\" once its countdown runs out", async () => {
+  const page = await person();
+  await signUp(page, `late-${run}@example.com`);
+  await page.getByRole("link", { name: new RegExp(escape(theatre)) }).click();
+  await page.getByRole("button", { name: "Purchase" }).click();
+  await page.waitForURL(/\/orders\/[0-9a-f]{24}$/);
+  await page.getByTestId("countdown").waitFor();
+
+  // The browser's clock, not the order, moves on: 16 minutes pass for the page.
+  await page.clock.install();
+  await page.reload();
+  await page.getByTestId("countdown").waitFor();
+  await page.clock.fastForward("16:00");
+
+  await page.getByText("Order expired.").waitFor();
+  assert.equal(await page.getByTestId("countdown").count(), 0);
+  assert.equal(await page.getByRole("button", { name: /^Pay/ }).count(), 0);
+  assert.equal(await page.locator(".badge").innerText(), "expired");
+  await screenshot(page, "order-expired");
 });
 
 // Stands in for Stripe.js v3 (the suite stays offline): a card field, and createPaymentMethod
