@@ -401,6 +401,35 @@ story("with a publishable key, the card is collected by Stripe.js and its Paymen
   await screenshot(page, "stripe-order-complete");
 });
 
+story("the list of tickets pages through ten at a time, newest first", async () => {
+  const page = await person();
+  await signUp(page, `lister-${run}@example.com`);
+  // Eleven more tickets, through the API with this browser's session cookie.
+  for (let i = 1; i <= 11; i++) {
+    const resp = await page.request.post("/api/tickets", { data: { title: `Paging ${run} #${i}`, price: i } });
+    assert.equal(resp.status(), 201, await resp.text());
+  }
+  await page.goto("/");
+  const rows = page.getByRole("list", { name: "Tickets" }).getByRole("link");
+  await rows.first().waitFor();
+  const first = await rows.allInnerTexts();
+  assert.equal(first.length, 10);
+  assert.match(first[0], new RegExp(`Paging ${run} #11`));
+  assert.ok(await page.getByRole("button", { name: "← Previous" }).isDisabled());
+  await screenshot(page, "tickets-page-1");
+
+  await page.getByRole("button", { name: "Next →" }).click();
+  await page.waitForURL(/\?after=[0-9a-f]{24}$/);
+  await page.getByRole("link", { name: new RegExp(`Paging ${run} #1\\b`) }).waitFor();
+  const second = await rows.allInnerTexts();
+  assert.ok(second.every((row) => !first.includes(row)), "the second page repeats the first");
+  await screenshot(page, "tickets-page-2");
+
+  await page.getByRole("button", { name: "← Previous" }).click();
+  await page.getByRole("link", { name: new RegExp(`Paging ${run} #11`) }).waitFor();
+  assert.deepEqual(await rows.allInnerTexts(), first);
+});
+
 test("no page threw a script error", () => {
   assert.deepEqual(pageErrors, []);
 });
