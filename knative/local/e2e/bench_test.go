@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -101,34 +98,6 @@ func (w *world) publish(b *testing.B, id string) {
 	if resp.StatusCode != http.StatusAccepted {
 		b.Errorf("publish %s: %d", id, resp.StatusCode)
 	}
-}
-
-// feed follows the Broker's records over HTTP.
-type feed struct {
-	records chan broker.Record
-}
-
-func (w *world) follow(b *testing.B) *feed {
-	req, _ := http.NewRequest(http.MethodGet, w.URL()+"/"+system.Namespace+"/default/events", nil)
-	req.Host = system.BrokerHost
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := &feed{records: make(chan broker.Record, 4096)}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var r broker.Record
-			if json.Unmarshal(bytes.TrimSpace(sc.Bytes()), &r) == nil {
-				f.records <- r
-			}
-		}
-		close(f.records)
-	}()
-	b.Cleanup(func() { resp.Body.Close() })
-	return f
 }
 
 // wait collects the time from "accepted" to "delivered" to the expiration function for n

@@ -64,16 +64,16 @@ func TestTickit(t *testing.T) {
 		o := w.buy(t, buyer, tk.ID)
 		eventually(t, "the ticket reserved", func() bool { return !w.listed(t, tk.ID) })
 
+		feed := w.follow(t)
+
 		if r := w.api(t, "orders", "DELETE", "/api/orders/"+o.ID, nil, buyer); r.Status != http.StatusNoContent {
 			t.Fatalf("cancel: %d %s", r.Status, r.Body)
 		}
 
 		eventually(t, "the ticket listed again", func() bool { return w.listed(t, tk.ID) })
-		var r response
-		eventually(t, "payments knows the order", func() bool {
-			r = w.api(t, "payments", "POST", "/api/payments", map[string]string{"orderId": o.ID, "token": "pm_card_visa"}, buyer)
-			return r.Status != http.StatusNotFound
-		})
+		// Payments learns of the cancellation through the Broker; pay once it has.
+		feed.delivered(t, "payments-order-cancelled", o.ID)
+		r := w.api(t, "payments", "POST", "/api/payments", map[string]string{"orderId": o.ID, "token": "pm_card_visa"}, buyer)
 		if r.Status != http.StatusBadRequest {
 			t.Fatalf("paying a cancelled order: %d %s, want 400", r.Status, r.Body)
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tickit/tickit/knative/local/backing"
+	"github.com/tickit/tickit/knative/local/broker"
 	"github.com/tickit/tickit/knative/local/manifest"
 	"github.com/tickit/tickit/knative/local/serving"
 	"github.com/tickit/tickit/knative/local/system"
@@ -329,5 +331,54 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting: %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// feed follows the Broker's records through the ingress (the Broker's cluster address, as
+// make events does).
+type feed struct {
+	records chan broker.Record
+}
+
+func (w *world) follow(t testing.TB) *feed {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, w.URL()+"/"+system.Namespace+"/default/events", nil)
+	req.Host = system.BrokerHost
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feed{records: make(chan broker.Record, 4096)}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var r broker.Record
+			if json.Unmarshal(sc.Bytes(), &r) == nil {
+				f.records <- r
+			}
+		}
+		close(f.records)
+	}()
+	t.Cleanup(func() { resp.Body.Close() })
+	return f
+}
+
+// delivered waits until the trigger took an event about subject.
+func (f *feed) delivered(t *testing.T, trigger, subject string) {
+	t.Helper()
+	timeout := time.After(45 * time.Second)
+	for {
+		select {
+		case r, ok := <-f.records:
+			if !ok {
+				t.Fatal("the Broker's feed ended")
+			}
+			if r.Stage == broker.StageDelivered && r.Trigger == trigger && r.Event.Subject == subject {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("gave up waiting for trigger %s to take an event about %s", trigger, subject)
+		}
 	}
 }
