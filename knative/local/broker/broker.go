@@ -80,10 +80,6 @@ type Broker struct {
 // CloseGrace is how long Close lets deliveries in flight finish before cutting them off.
 const CloseGrace = 5 * time.Second
 
-// Namespace and Name identify the Broker (its ingress path is /<namespace>/<name>).
-func (b *Broker) Namespace() string { return b.ns }
-func (b *Broker) Name() string      { return b.name }
-
 // Feed is where every accepted event and every delivery outcome is announced.
 func (b *Broker) Feed() *Feed { return b.feed }
 

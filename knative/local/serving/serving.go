@@ -93,9 +93,6 @@ func New(spec Spec) *Service {
 
 type processKey struct{}
 
-// Name is the function's name.
-func (s *Service) Name() string { return s.spec.Name }
-
 // ServeHTTP forwards the request to the function's process, starting it first if needed.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, err := s.acquire(r.Context())
