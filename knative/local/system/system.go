@@ -116,7 +116,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// The listener comes first: its address is where functions and the Broker send events.
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("ingress: %w", err)
+		return nil, fmt.Errorf("ingress: %w (is another tickit running? ADDR picks another address)", err)
 	}
 	// Building the functions and starting stripe-mock are the slow parts: they overlap.
 	ctx, cancel := context.WithCancel(ctx)
