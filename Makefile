@@ -98,7 +98,7 @@ ui-test: $(WEB)/node_modules/.package-lock.json ## the web UI's unit tests (Vite
 	cd $(WEB) && npm test
 
 .PHONY: e2e
-e2e: ui ## the story in Debian's chromium against make run (started if needed); screenshots in functions/client/web/e2e-output
+e2e: ui ## the story in Debian's chromium against a make run of its own (or E2E_BASE_URL); screenshots in functions/client/web/e2e-output
 	@command -v chromium >/dev/null || { echo "installing chromium"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
 	cd $(WEB) && node --test e2e/story.test.mjs
