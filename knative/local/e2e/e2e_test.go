@@ -82,6 +82,40 @@ func TestTickit(t *testing.T) {
 		}
 	})
 
+	t.Run("declined cards through the Stripe front: 402 with Stripe's message, the order still payable", func(t *testing.T) {
+		seller, buyer := w.signUp(t, "seller4@example.com"), w.signUp(t, "buyer4@example.com")
+		tk := w.sell(t, seller, "Ballet", 18.25)
+		o := w.buy(t, buyer, tk.ID)
+
+		var r response
+		eventually(t, "payments knows the order", func() bool {
+			r = w.api(t, "payments", "POST", "/api/payments", map[string]string{"orderId": o.ID, "token": "pm_card_chargeDeclined"}, buyer)
+			return r.Status != http.StatusNotFound
+		})
+		for _, c := range []struct{ token, message string }{
+			{"pm_card_chargeDeclined", "Your card was declined."},
+			{"pm_card_visa_chargeDeclinedInsufficientFunds", "Your card has insufficient funds."},
+			{"pm_card_threeDSecure2Required", "authentication"},
+		} {
+			if c.token != "pm_card_chargeDeclined" {
+				r = w.api(t, "payments", "POST", "/api/payments", map[string]string{"orderId": o.ID, "token": c.token}, buyer)
+			}
+			var body struct{ Errors []struct{ Message string } }
+			r.decode(t, &body)
+			if r.Status != http.StatusPaymentRequired || len(body.Errors) != 1 || !strings.Contains(body.Errors[0].Message, c.message) {
+				t.Fatalf("paying with %s: %d %s, want 402 saying %q", c.token, r.Status, r.Body, c.message)
+			}
+			if got := w.order(t, buyer, o.ID).Status; got != "created" {
+				t.Fatalf("after %s the order is %q, want created", c.token, got)
+			}
+		}
+
+		if r = w.api(t, "payments", "POST", "/api/payments", map[string]string{"orderId": o.ID, "token": "pm_card_visa"}, buyer); r.Status != http.StatusCreated {
+			t.Fatalf("paying with pm_card_visa after the declines: %d %s, want 201", r.Status, r.Body)
+		}
+		eventually(t, "the order complete", func() bool { return w.order(t, buyer, o.ID).Status == "complete" })
+	})
+
 	t.Run("100 concurrent buyers for one ticket: exactly one order", func(t *testing.T) {
 		seller := w.signUp(t, "seller3@example.com")
 		tk := w.sell(t, seller, "Final", 99.99)
