@@ -27,7 +27,7 @@ func (s *System) ingress() http.Handler {
 			s.route(w, r, strings.TrimSuffix(host, "."+ExternalDomain), true)
 		default:
 			if client, ok := s.services["client"]; ok {
-				client.ServeHTTP(w, r)
+				s.handler("client", client).ServeHTTP(w, r)
 				return
 			}
 			writeError(w, http.StatusNotFound, "no function serves "+host+": the client function (web UI and API gateway) is not in knative/services; call a function by name, e.g. Host: tickets.tickit."+ExternalDomain)
@@ -51,7 +51,15 @@ func (s *System) route(w http.ResponseWriter, r *http.Request, name string, exte
 		writeError(w, http.StatusNotFound, "no route to "+name)
 		return
 	}
-	fn.ServeHTTP(w, r)
+	s.handler(svc, fn).ServeHTTP(w, r)
+}
+
+// handler is the function's handler, wrapped by Config.Wrap when there is one.
+func (s *System) handler(name string, fn http.Handler) http.Handler {
+	if s.cfg.Wrap == nil {
+		return fn
+	}
+	return s.cfg.Wrap(name, fn)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -51,6 +51,9 @@ type Config struct {
 	// FunctionOutput receives every function's and backing service's output, each line
 	// prefixed with its name (default io.Discard).
 	FunctionOutput io.Writer
+	// Wrap, when set, wraps every function's handler in the ingress (requests from users,
+	// other functions and the Broker all pass it): a place to observe or inject faults.
+	Wrap func(function string, h http.Handler) http.Handler
 }
 
 // System is tickit running locally.
