@@ -29,6 +29,11 @@ func newDNSProxy() *dnsProxy {
 			r.Out.Host = r.In.Host
 		},
 		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 100},
+		// The caller gets the failure as a 502 and reports it itself; the default handler
+		// would also log every refused connection while the processes stop.
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		},
 	}
 	return p
 }
