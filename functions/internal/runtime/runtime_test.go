@@ -77,7 +77,7 @@ func TestEventWithoutReplyIsAccepted(t *testing.T) {
 	}
 }
 
-func TestEventStatusesTellTheBrokerWhatToDo(t *testing.T) {
+func TestEventStatusesGuideTheBroker(t *testing.T) {
 	srv := testenv.Serve(t, echoFunction())
 	badData := events.New(events.ExpirationCompleted{OrderID: orderID})
 	_ = badData.SetData(cloudevents.ApplicationJSON, map[string]string{"orderId": "not-an-id"})
