@@ -40,7 +40,7 @@ lint: ## go vet, gofmt and staticcheck over every module
 LOCAL := go run ./knative/local/cmd/tickit-local
 
 .PHONY: run
-run: ## run tickit locally: every function, the Broker, NATS, Redis, stripe-mock (TICK=1s by default)
+run: ui ## run tickit locally (the web UI built first): every function, the Broker, NATS, Redis, stripe-mock (TICK=1s by default)
 	TICK=$${TICK:-1s} $(LOCAL) run
 
 .PHONY: send
@@ -83,15 +83,20 @@ conformance: deps ## the manifests on real Knative as processes: webhooks, all R
 
 # The web UI (functions/client/web, React + TypeScript): Vite builds it into
 # functions/client/ui/dist, which the client function embeds; without it the function serves
-# a page saying to run make ui. npm installs the packages of the lock file (again only when it changes).
+# a page saying to run make ui. npm installs the packages of the lock file (again only when it
+# changes), and Vite builds again only when a source, the config or the packages changed.
 WEB := functions/client/web
+UI_BUILD := functions/client/ui/dist/index.html
 
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund
 
-.PHONY: ui
-ui: $(WEB)/node_modules/.package-lock.json ## build the web UI (npm ci, Vite) into functions/client/ui/dist for the client function
+$(UI_BUILD): $(WEB)/node_modules/.package-lock.json $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) \
+		$(WEB)/index.html $(WEB)/package.json $(WEB)/tsconfig.json $(WEB)/vite.config.ts
 	cd $(WEB) && npm run build
+
+.PHONY: ui
+ui: $(UI_BUILD) ## build the web UI (npm ci, Vite) into functions/client/ui/dist for the client function
 
 .PHONY: ui-test
 ui-test: $(WEB)/node_modules/.package-lock.json ## the web UI's unit tests (Vitest)

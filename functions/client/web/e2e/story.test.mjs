@@ -107,7 +107,7 @@ after(async () => {
   if (system && system.exitCode === null) {
     process.kill(-system.pid, "SIGTERM"); // the process group this suite started
     const stopped = new Promise((r) => system.once("exit", r));
-    const timeout = new Promise((r) => setTimeout(r, 20_000, "timeout"));
+    const timeout = new Promise((r) => setTimeout(r, 20_000, "timeout").unref()); // unref: else it holds node 20 s after the stop
     if ((await Promise.race([stopped, timeout])) === "timeout") process.kill(-system.pid, "SIGKILL");
   }
   if (systemData) rmSync(systemData, { recursive: true, force: true });
