@@ -1,0 +1,59 @@
+// Command tickit-proof measures the whole local system (make bench) and runs the fault suite
+// against it (make chaos).
+//
+//	tickit-proof bench   the system table, one metric per line: name value unit (BENCH_SCALE)
+//	tickit-proof chaos   faults under a buying crowd, then the invariants (CHAOS_BUDGET)
+//
+// VERBOSE=1 shows the runtime's and the functions' output on stderr.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/tickit/tickit/knative/local/proof"
+)
+
+func main() {
+	if len(os.Args) != 2 || (os.Args[1] != "bench" && os.Args[1] != "chaos") {
+		fmt.Fprintln(os.Stderr, "usage: tickit-proof bench|chaos")
+		os.Exit(2)
+	}
+	if err := run(os.Args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "tickit-proof:", err)
+		os.Exit(1)
+	}
+}
+
+func run(what string) error {
+	root, err := proof.Root()
+	if err != nil {
+		return err
+	}
+	var log io.Writer = io.Discard
+	if os.Getenv("VERBOSE") != "" {
+		log = os.Stderr
+	}
+	ctx := context.Background()
+	t := proof.NewTable(os.Stdout)
+	if what == "bench" {
+		scale := 1.0
+		if s := os.Getenv("BENCH_SCALE"); s != "" {
+			if scale, err = strconv.ParseFloat(s, 64); err != nil || scale <= 0 {
+				return fmt.Errorf("BENCH_SCALE=%q: want a positive number", s)
+			}
+		}
+		return proof.Bench(ctx, root, scale, t, log)
+	}
+	budget := 3 * time.Minute
+	if s := os.Getenv("CHAOS_BUDGET"); s != "" {
+		if budget, err = time.ParseDuration(s); err != nil || budget <= 0 {
+			return fmt.Errorf("CHAOS_BUDGET=%q: want a duration such as 3m", s)
+		}
+	}
+	return proof.Chaos(ctx, root, budget, t, log)
+}
