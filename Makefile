@@ -11,7 +11,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: test
-test: deps ## run every test of every module, with the race detector
+test: deps ui ui-test ## every test: the web UI (type-checked build, Vitest), then every Go module with the race detector
 	go test -race -count=1 -timeout 20m $(PACKAGES)
 
 .PHONY: deps
