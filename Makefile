@@ -21,8 +21,13 @@ deps: ## install what the tests need beyond Go modules (redis-server, via apt)
 	@command -v redis-server >/dev/null || echo "redis-server unavailable: tests use the embedded miniredis"
 
 .PHONY: bench
-bench: deps ## run the benchmarks and print their figures (never fails on a timing)
+bench: deps ## run the benchmarks, then the system table through the local runtime (BENCH_SCALE; never fails on a timing)
 	go test -run '^$$' -bench . -benchmem -count=1 $(PACKAGES)
+	go run ./knative/local/cmd/tickit-proof bench
+
+.PHONY: chaos
+chaos: deps ## faults under 200 buyers racing for 50 tickets, then the invariants (CHAOS_BUDGET, default 3m)
+	go run ./knative/local/cmd/tickit-proof chaos
 
 .PHONY: fmt
 fmt: ## format every Go file

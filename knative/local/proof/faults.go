@@ -71,7 +71,7 @@ func (f *Faults) Wrap(function string, h http.Handler) http.Handler {
 			return
 		}
 		replica := function == "orders" && typ == "dev.tickit.ticket.updated"
-		if replica && f.chance(0.3) {
+		if replica && f.chance(0.2) {
 			f.HeldBack.Add(1) // the Broker retries it after its backoff: later versions overtake it
 			http.Error(w, "held back to reorder", http.StatusServiceUnavailable)
 			return
