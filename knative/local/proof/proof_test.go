@@ -177,16 +177,20 @@ func writeLungo(t *testing.T, dir, name string, namespaces bson.M) {
 // TestCheckFilesFindsWhatBreaksTheInvariants: consistent databases pass; a stale replica, an
 // event left in an outbox, a cancellation tickets never saw and a missing email are each found.
 func TestCheckFilesFindsWhatBreaksTheInvariants(t *testing.T) {
-	tk, sold, cancelled := primitive.NewObjectID(), primitive.NewObjectID(), primitive.NewObjectID()
+	tk, free, sold, cancelled := primitive.NewObjectID(), primitive.NewObjectID(), primitive.NewObjectID(), primitive.NewObjectID()
 	write := func(dir string, replicaVersion int64, outbox bson.M, cancelledOrders []string, emails []any) {
 		writeLungo(t, dir, "tickets", bson.M{"tickets.tickets": []any{
-			bson.M{"_id": tk, "title": "A", "price": int64(100), "version": int64(3), "orderId": sold.Hex(), "sold": true, "cancelledOrders": cancelledOrders, "outbox": outbox},
+			bson.M{"_id": tk, "title": "A", "price": int64(100), "version": int64(3), "orderId": sold.Hex(), "sold": true, "cancelledOrders": []string{}, "outbox": outbox},
+			bson.M{"_id": free, "title": "B", "price": int64(200), "version": int64(2), "orderId": "", "sold": false, "cancelledOrders": cancelledOrders},
 		}})
 		writeLungo(t, dir, "orders", bson.M{
-			"orders.tickets": []any{bson.M{"_id": tk, "title": "A", "price": int64(100), "version": replicaVersion, "reservedBy": sold}},
+			"orders.tickets": []any{
+				bson.M{"_id": tk, "title": "A", "price": int64(100), "version": replicaVersion, "reservedBy": sold},
+				bson.M{"_id": free, "title": "B", "price": int64(200), "version": int64(2), "reservedBy": nil},
+			},
 			"orders.orders": []any{
 				bson.M{"_id": sold, "status": "complete", "version": int64(1), "ticket": bson.M{"id": tk.Hex()}},
-				bson.M{"_id": cancelled, "status": "cancelled", "version": int64(1), "ticket": bson.M{"id": tk.Hex()}},
+				bson.M{"_id": cancelled, "status": "cancelled", "version": int64(1), "ticket": bson.M{"id": free.Hex()}},
 			},
 		})
 		writeLungo(t, dir, "payments", bson.M{"payments.orders": []any{
