@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +16,9 @@ import (
 
 // Faults sits in front of every function (system.Config.Wrap) and breaks deliveries on
 // purpose while it is on: every event is delivered twice (the copy with a new id), some
-// ticket.updated deliveries to orders are held back (503, so later versions overtake them)
-// and old ones delivered again after newer ones, and one function answers 500 for a while.
+// replica updates (ticket.updated to orders, order.* to payments) are held back (503, so
+// later versions overtake them) and old ones delivered again after newer ones, and one
+// function answers 500 for a while.
 type Faults struct {
 	on        atomic.Bool
 	failing   atomic.Value // string: the function answering 500, "" for none
@@ -70,7 +72,9 @@ func (f *Faults) Wrap(function string, h http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		replica := function == "orders" && typ == "dev.tickit.ticket.updated"
+		// Events that update a replica: orders' copy of tickets, payments' copy of orders.
+		replica := function == "orders" && typ == "dev.tickit.ticket.updated" ||
+			function == "payments" && strings.HasPrefix(typ, "dev.tickit.order.")
 		if replica && f.chance(0.2) {
 			f.HeldBack.Add(1) // the Broker retries it after its backoff: later versions overtake it
 			http.Error(w, "held back to reorder", http.StatusServiceUnavailable)
@@ -93,8 +97,8 @@ func (f *Faults) Wrap(function string, h http.Handler) http.Handler {
 	})
 }
 
-// stale remembers the delivered ticket.updated and, now and then, delivers the previous one
-// of the same ticket again: an old version arriving after a newer one.
+// stale remembers the delivered replica update and, now and then, delivers the previous one
+// about the same subject again: an old version arriving after a newer one.
 func (f *Faults) stale(h http.Handler, r *http.Request, body []byte) {
 	key := r.Header.Get("Ce-Subject")
 	f.mu.Lock()
