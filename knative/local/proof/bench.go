@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -64,7 +65,7 @@ func Bench(ctx context.Context, root string, scale float64, t *Table, log io.Wri
 }
 
 func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Table, log io.Writer) error {
-	data, err := os.MkdirTemp("", "tickit-bench-")
+	data, err := dataDir(root, "bench-"+p.Name)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Ta
 		return err
 	}
 	defer w.Close()
-	store := "lungo file store (MONGO_URL unset: one file per function)"
+	store := "lungo file store (MONGO_URL unset: one file per function, rewritten whole on every commit)"
 	if p.MongoURL != "" {
 		store = "lungo in-memory store (MONGO_URL=" + p.MongoURL + ")"
 	}
@@ -241,4 +242,14 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%d cores (%s), %s/%s, %s", runtime.NumCPU(), cpu, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// dataDir is a fresh data dir under the repository's .tickit/proof; what a run that was
+// interrupted left there goes first (its processes died with it: Pdeathsig).
+func dataDir(root, name string) (string, error) {
+	dir := filepath.Join(root, ".tickit", "proof", name)
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o755)
 }

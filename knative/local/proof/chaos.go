@@ -59,7 +59,7 @@ type chaos struct {
 // invariant (or a system that cannot run) is an error.
 func Chaos(ctx context.Context, root string, budget time.Duration, t *Table, log io.Writer) error {
 	began := time.Now()
-	data, err := os.MkdirTemp("", "tickit-chaos-")
+	data, err := dataDir(root, "chaos")
 	if err != nil {
 		return err
 	}
