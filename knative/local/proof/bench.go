@@ -48,7 +48,8 @@ func Profiles(s float64) []Profile {
 	d := func(x time.Duration) time.Duration { return time.Duration(float64(x) * max(s, 1)) }
 	file := Profile{Name: "file", Users: n(60), Stories: 20, Paid: n(50), Expiring: n(150), Window: d(30 * time.Second)}
 	file.Tickets = file.Stories + file.Paid + file.Expiring
-	mem := Profile{Name: "memory", MongoURL: "memory:", Users: n(100), Tickets: max(n(10000), 10000), Stories: 50, Paid: n(100), Expiring: n(1000), Window: d(90 * time.Second)}
+	mem := Profile{Name: "memory", MongoURL: "memory:", Users: n(100), Stories: 50, Paid: n(100), Expiring: n(1000), Window: d(90 * time.Second)}
+	mem.Tickets = max(10000, mem.Stories+mem.Paid+mem.Expiring)
 	return []Profile{file, mem}
 }
 
