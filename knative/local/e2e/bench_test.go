@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/tickit/tickit/knative/local/broker"
+	"github.com/tickit/tickit/knative/local/proof"
 	"github.com/tickit/tickit/knative/local/system"
 )
 
@@ -81,22 +78,8 @@ func BenchmarkColdStart(b *testing.B) {
 
 // publish posts one ping event with the id to the Broker through the ingress.
 func (w *world) publish(b *testing.B, id string) {
-	e := cloudevents.NewEvent()
-	e.SetID(id)
-	e.SetType("dev.knative.sources.ping")
-	e.SetSource("/tickit/bench")
-	_ = e.SetData(cloudevents.ApplicationJSON, map[string]string{})
-	req, _ := http.NewRequest(http.MethodPost, w.URL()+"/"+system.Namespace+"/default", nil)
-	_ = cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req)
-	req.Host = system.BrokerHost
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if err := w.Publish(proof.Ping(id)); err != nil {
 		b.Error(err)
-		return
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		b.Errorf("publish %s: %d", id, resp.StatusCode)
 	}
 }
 

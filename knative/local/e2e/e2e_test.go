@@ -46,12 +46,12 @@ func TestTickit(t *testing.T) {
 			t.Fatalf("pay: %d %s", r.Status, r.Body)
 		}
 		eventually(t, "the order complete", func() bool { return w.order(t, buyer, o.ID).Status == "complete" })
-		eventually(t, "the confirmation email", func() bool { return len(w.sendgrid.To("buyer@example.com")) > 0 })
-		if n := len(w.sendgrid.To("buyer@example.com")); n != 1 {
+		eventually(t, "the confirmation email", func() bool { return len(w.Mail.To("buyer@example.com")) > 0 })
+		if n := len(w.Mail.To("buyer@example.com")); n != 1 {
 			t.Fatalf("%d confirmation emails, want 1", n)
 		}
-		if !strings.Contains(fmt.Sprint(w.sendgrid.To("buyer@example.com")[0]), "Concert") {
-			t.Fatalf("the email does not name the ticket: %v", w.sendgrid.To("buyer@example.com")[0])
+		if !strings.Contains(fmt.Sprint(w.Mail.To("buyer@example.com")[0]), "Concert") {
+			t.Fatalf("the email does not name the ticket: %v", w.Mail.To("buyer@example.com")[0])
 		}
 		if w.listed(t, tk.ID) {
 			t.Fatal("a sold ticket is listed")

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,12 +16,13 @@ import (
 	"github.com/tickit/tickit/knative/local/backing"
 	"github.com/tickit/tickit/knative/local/broker"
 	"github.com/tickit/tickit/knative/local/manifest"
+	"github.com/tickit/tickit/knative/local/proof"
 	"github.com/tickit/tickit/knative/local/serving"
 	"github.com/tickit/tickit/knative/local/system"
 )
 
 // root is the repository: the manifests, the functions, the stripe-mock fixtures.
-var root, _ = filepath.Abs("../../..")
+var root, _ = system.Root()
 
 // stripeURL is one stripe-mock for every system in this package: it is the slowest part to
 // start, and it keeps no state.
@@ -74,56 +72,44 @@ func buildFunctions() error {
 	return err
 }
 
-// world is one running system and what the test sees of it.
+// world is one running system (proof's, with its SendGrid stand-in) and what the test sees
+// of it: the helpers below are proof's, failing the test instead of returning an error.
 type world struct {
-	*system.System
-	dir      string
-	settings map[string]string
-	output   *syncBuffer
-	sendgrid *sendgrid
+	*proof.World
+	output *syncBuffer
 }
 
 // start runs the system from the manifests on a free port with its data under dir.
 func start(t testing.TB, dir string, settings map[string]string) *world {
 	t.Helper()
-	w := &world{dir: dir, settings: settings, output: &syncBuffer{}}
-	if _, ok := settings["SENDGRID_API_BASE"]; !ok {
-		w.sendgrid = newSendGrid(t)
-		settings["SENDGRID_API_KEY"], settings["SENDGRID_API_BASE"] = "SG.test", w.sendgrid.URL
-	}
 	settings["STRIPE_API_BASE"] = stripeURL
-	w.boot(t)
-	return w
-}
-
-func (w *world) boot(t testing.TB) {
-	t.Helper()
-	cfg := system.Config{
-		Root: root, Data: w.dir, BinDir: binDir, Addr: "127.0.0.1:0", Tick: time.Second, Idle: time.Minute,
-		Getenv: func(k string) string { return w.settings[k] },
-		Out:    w.output, FunctionOutput: w.output,
+	w := &world{output: &syncBuffer{}}
+	o := proof.Options{
+		Root: root, Data: dir, BinDir: binDir, Tick: time.Second, Idle: time.Minute,
+		Settings: settings, Output: w.output,
 	}
-	if idle := w.settings["IDLE"]; idle != "" {
-		cfg.Idle, _ = time.ParseDuration(idle)
+	if idle := settings["IDLE"]; idle != "" {
+		o.Idle, _ = time.ParseDuration(idle)
 	}
-	sys, err := system.Start(context.Background(), cfg)
-	if err != nil {
+	var err error
+	if w.World, err = proof.Start(context.Background(), o); err != nil {
 		t.Fatalf("start: %v\n%s", err, w.output.String())
 	}
-	w.System = sys
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("runtime and function output (last 200 lines):\n%s", w.output.Tail(200))
 		}
 	})
-	t.Cleanup(sys.Close)
+	t.Cleanup(w.Close)
+	return w
 }
 
 // restart stops the system and starts it again on the same data dir.
 func (w *world) restart(t *testing.T) {
 	t.Helper()
-	w.System.Close()
-	w.boot(t)
+	if err := w.Restart(context.Background()); err != nil {
+		t.Fatalf("restart: %v\n%s", err, w.output.String())
+	}
 }
 
 type syncBuffer struct {
@@ -151,129 +137,54 @@ func (b *syncBuffer) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// sendgrid stands in for SendGrid's mail/send API and records each email.
-type sendgrid struct {
-	*httptest.Server
-	mu     sync.Mutex
-	emails []map[string]any
-}
-
-func newSendGrid(t testing.TB) *sendgrid {
-	s := &sendgrid{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var mail map[string]any
-		if r.URL.Path != "/v3/mail/send" || r.Header.Get("Authorization") != "Bearer SG.test" || json.NewDecoder(r.Body).Decode(&mail) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		s.mu.Lock()
-		s.emails = append(s.emails, mail)
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// To returns the emails sent to address.
-func (s *sendgrid) To(address string) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, m := range s.emails {
-		if strings.Contains(fmt.Sprint(m["personalizations"]), address) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // --- talking to the system through its ingress only ---
 
 // response is an HTTP answer.
-type response struct {
-	Status int
-	Body   []byte
-	Header http.Header
-}
+type response struct{ proof.Response }
 
 func (r response) decode(t *testing.T, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("answer %d is not the JSON expected: %v: %s", r.Status, err, r.Body)
+	if err := r.Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // call sends a request to host through the ingress, with a bearer token when given.
 func (w *world) call(t testing.TB, host, method, path string, body any, token string) response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, w.URL()+path, rd)
+	r, err := w.Call(host, method, path, body, token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = host
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s%s: %v", method, host, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	return response{r}
 }
 
 // api calls a function at its external address, as a user of the API would.
 func (w *world) api(t *testing.T, function, method, path string, body any, token string) response {
 	t.Helper()
-	return w.call(t, function+".tickit."+system.ExternalDomain, method, path, body, token)
+	r, err := w.API(function, method, path, body, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{r}
 }
 
 // signUp creates a user and returns the session token from the cookie.
 func (w *world) signUp(t *testing.T, email string) string {
 	t.Helper()
-	r := w.api(t, "auth", "POST", "/api/users/signup", map[string]string{"email": email, "password": "correct horse battery"}, "")
-	if r.Status != http.StatusCreated {
-		t.Fatalf("sign up %s: %d %s", email, r.Status, r.Body)
+	token, err := w.SignUp(email)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
-		if c.Name == "session" {
-			return c.Value
-		}
-	}
-	t.Fatalf("sign up %s: no session cookie", email)
-	return ""
+	return token
 }
 
-type ticket struct {
-	ID, Title, UserID, OrderID string
-	Price                      float64
-	Version                    int
-}
-
-type order struct {
-	ID, Status, UserID string
-	Version            int
-	Ticket             struct{ ID string }
-}
-
-func (w *world) sell(t *testing.T, token, title string, price float64) ticket {
+func (w *world) sell(t *testing.T, token, title string, price float64) proof.Ticket {
 	t.Helper()
-	r := w.api(t, "tickets", "POST", "/api/tickets", map[string]any{"title": title, "price": price}, token)
-	if r.Status != http.StatusCreated {
-		t.Fatalf("sell %q: %d %s", title, r.Status, r.Body)
+	tk, err := w.Sell(token, title, price)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var tk ticket
-	r.decode(t, &tk)
 	return tk
 }
 
@@ -284,7 +195,7 @@ func (w *world) listed(t *testing.T, id string) bool {
 	if r.Status != http.StatusOK {
 		t.Fatalf("list tickets: %d %s", r.Status, r.Body)
 	}
-	var list []ticket
+	var list []proof.Ticket
 	r.decode(t, &list)
 	for _, tk := range list {
 		if tk.ID == id {
@@ -296,7 +207,7 @@ func (w *world) listed(t *testing.T, id string) bool {
 
 // buy creates an order for the ticket, waiting until orders has the ticket (its replica
 // comes with ticket.created through the Broker).
-func (w *world) buy(t *testing.T, token, ticketID string) order {
+func (w *world) buy(t *testing.T, token, ticketID string) proof.Order {
 	t.Helper()
 	var r response
 	eventually(t, "orders knows the ticket", func() bool {
@@ -306,18 +217,18 @@ func (w *world) buy(t *testing.T, token, ticketID string) order {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("buy %s: %d %s", ticketID, r.Status, r.Body)
 	}
-	var o order
+	var o proof.Order
 	r.decode(t, &o)
 	return o
 }
 
-func (w *world) order(t *testing.T, token, id string) order {
+func (w *world) order(t *testing.T, token, id string) proof.Order {
 	t.Helper()
 	r := w.api(t, "orders", "GET", "/api/orders/"+id, nil, token)
 	if r.Status != http.StatusOK {
 		t.Fatalf("get order %s: %d %s", id, r.Status, r.Body)
 	}
-	var o order
+	var o proof.Order
 	r.decode(t, &o)
 	return o
 }
@@ -325,43 +236,25 @@ func (w *world) order(t *testing.T, token, id string) order {
 // eventually polls cond; the deadline only bounds a hung test, it asserts no timing.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := proof.Eventually(45*time.Second, what, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // feed follows the Broker's records through the ingress (the Broker's cluster address, as
 // make events does).
 type feed struct {
-	records chan broker.Record
+	records <-chan broker.Record
 }
 
 func (w *world) follow(t testing.TB) *feed {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.URL()+"/"+system.Namespace+"/default/events", nil)
-	req.Host = system.BrokerHost
-	resp, err := http.DefaultClient.Do(req)
+	records, stop, err := w.Follow()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &feed{records: make(chan broker.Record, 4096)}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var r broker.Record
-			if json.Unmarshal(sc.Bytes(), &r) == nil {
-				f.records <- r
-			}
-		}
-		close(f.records)
-	}()
-	t.Cleanup(func() { resp.Body.Close() })
-	return f
+	t.Cleanup(stop)
+	return &feed{records: records}
 }
 
 // delivered waits until the trigger took an event about subject.

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,12 +25,14 @@ type World struct {
 	*system.System
 	Mail   *SendGrid
 	client *http.Client
+	config system.Config // to start the system again (Restart)
 }
 
 // Options say how to run the system; Settings are its environment (EXPIRATION_WINDOW,
 // MONGO_URL, NATS_URL, ...), on top of which the SendGrid stand-in is set.
 type Options struct {
 	Root, Data string
+	BinDir     string // where the functions are built (default Root/.tickit/proof-bin)
 	Tick, Idle time.Duration
 	Settings   map[string]string
 	Wrap       func(function string, h http.Handler) http.Handler
@@ -49,12 +50,17 @@ func Start(ctx context.Context, o Options) (*World, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	sys, err := system.Start(ctx, system.Config{
-		Root: o.Root, Data: o.Data, BinDir: filepath.Join(o.Root, ".tickit", "proof-bin"),
+	bin := o.BinDir
+	if bin == "" {
+		bin = filepath.Join(o.Root, ".tickit", "proof-bin")
+	}
+	config := system.Config{
+		Root: o.Root, Data: o.Data, BinDir: bin,
 		Addr: "127.0.0.1:0", Tick: o.Tick, Idle: o.Idle, Wrap: o.Wrap,
 		Getenv: func(k string) string { return settings[k] },
 		Out:    out, FunctionOutput: out,
-	})
+	}
+	sys, err := system.Start(ctx, config)
 	if err != nil {
 		mail.Close()
 		return nil, err
@@ -63,31 +69,28 @@ func Start(ctx context.Context, o Options) (*World, error) {
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 256,
 	}}
-	return &World{System: sys, Mail: mail, client: client}, nil
+	return &World{System: sys, Mail: mail, client: client, config: config}, nil
+}
+
+// Restart stops the system and starts it again on the same data dir and settings, on a new
+// free port; the stand-in keeps what it recorded.
+func (w *World) Restart(ctx context.Context) error {
+	w.System.Close()
+	sys, err := system.Start(ctx, w.config)
+	if err != nil {
+		w.System = nil
+		return err
+	}
+	w.System = sys
+	return nil
 }
 
 // Close stops the system and the stand-in.
 func (w *World) Close() {
-	w.System.Close()
+	if w.System != nil {
+		w.System.Close()
+	}
 	w.Mail.Close()
-}
-
-// Root finds the repository (the directory with go.work) from the working directory up.
-func Root() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.work above the working directory: run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // Response is an HTTP answer.
@@ -258,4 +261,18 @@ func (s *SendGrid) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.emails)
+}
+
+// To returns the emails sent to address (those whose personalizations name it), decoded.
+func (s *SendGrid) To(address string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, e := range s.emails {
+		var m map[string]any
+		if json.Unmarshal([]byte(e), &m) == nil && strings.Contains(fmt.Sprint(m["personalizations"]), address) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,18 +52,5 @@ func TestTheSubscribersAnswerIsDecodedAndShortened(t *testing.T) {
 	}
 	if got := answer("%%%"); got != "" {
 		t.Errorf("answer of non-base64 = %q", got)
-	}
-}
-
-func TestTheRepositoryIsFoundFromASubdirectory(t *testing.T) {
-	want, _ := filepath.Abs("../../../..")
-	t.Chdir(".")
-	got, err := repoRoot()
-	if err != nil || got != want {
-		t.Fatalf("repoRoot = %q, %v; want %q", got, err, want)
-	}
-	t.Chdir(os.TempDir())
-	if _, err := repoRoot(); err == nil {
-		t.Fatal("found a repository above the temp dir")
 	}
 }

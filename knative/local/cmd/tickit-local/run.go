@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,7 +18,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	verbose := fs.Bool("v", os.Getenv("VERBOSE") != "", "show every log line of the functions, not only warnings and errors (VERBOSE=1)")
 	_ = fs.Parse(args)
-	root, err := repoRoot()
+	root, err := system.Root()
 	if err != nil {
 		return err
 	}
@@ -76,24 +74,6 @@ func (p problems) Write(line []byte) (int, error) {
 		}
 	}
 	return len(line), nil
-}
-
-// repoRoot is the directory holding go.work, from the working directory upwards.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work in this directory or above: run from the tickit repository")
-		}
-		dir = parent
-	}
 }
 
 func env(name, def string) string {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tickit/tickit/knative/local/proof"
+	"github.com/tickit/tickit/knative/local/system"
 )
 
 func main() {
@@ -30,7 +31,7 @@ func main() {
 }
 
 func run(what string) error {
-	root, err := proof.Root()
+	root, err := system.Root()
 	if err != nil {
 		return err
 	}
