@@ -245,12 +245,17 @@ func (b *Broker) publish(ctx context.Context, subject, msgID string, e cloudeven
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	// Announce before storing: once stored, a consumer may deliver the event at once, and the
+	// feed must show "accepted" before the first delivery. What was not stored after all is
+	// then announced as dropped.
+	b.feed.publish(Record{Stage: StageAccepted, Event: summary(e)})
 	ack, err := b.js.PublishMsg(ctx, msg)
 	if err != nil {
+		b.feed.publish(Record{Stage: StageDropped, Event: summary(e), Error: err.Error()})
 		return false, fmt.Errorf("broker: publish %s: %w", e.ID(), err)
 	}
-	if !ack.Duplicate {
-		b.feed.publish(Record{Stage: StageAccepted, Event: summary(e)})
+	if ack.Duplicate {
+		b.feed.publish(Record{Stage: StageDropped, Event: summary(e), Error: "duplicate: the stream already holds this id"})
 	}
 	return !ack.Duplicate, nil
 }

@@ -14,7 +14,7 @@ const (
 	StageRetry        = "retry"         // a retryable failure; delivered again after a backoff
 	StageDeadLettered = "dead-lettered" // a terminal answer or the last attempt failed
 	StageReplied      = "replied"       // the subscriber's reply event went back into the Broker
-	StageDropped      = "dropped"       // a reply without hops left, or one that was not valid
+	StageDropped      = "dropped"       // a duplicate id, a reply without hops left, or one not valid
 	StageReplayed     = "replayed"      // taken from the dead letters and delivered again
 )
 
