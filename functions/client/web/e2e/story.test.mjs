@@ -149,7 +149,7 @@ async function screenshot(page, name) {
 
 async function signUp(page, email) {
   await page.goto("/");
-  await page.getByRole("link", { name: "Sign up" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign up" }).click();
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign up" }).click();
@@ -186,7 +186,7 @@ story("a seller signs up, sees errors next to their fields, and lists four ticke
   await screenshot(page, "home-signed-out");
 
   // Bad input: each API error shows next to its field.
-  await page.getByRole("link", { name: "Sign up" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign up" }).click();
   await page.getByLabel("Email").fill("not-an-email");
   await page.getByLabel("Password").fill("short");
   await page.getByRole("button", { name: "Sign up" }).click();
@@ -232,7 +232,7 @@ story("a seller signs up, sees errors next to their fields, and lists four ticke
   assert.equal(await page.getByRole("button", { name: "Purchase" }).count(), 0);
 
   await page.getByRole("button", { name: "Sign out" }).click();
-  await page.getByRole("link", { name: "Sign in" }).waitFor();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign in" }).waitFor();
 });
 
 story("a buyer buys a ticket, watches the countdown, pays with the test card and sees the order complete", async () => {
