@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/tickit/tickit/functions/internal/store"
 )
@@ -15,17 +14,10 @@ func TestAnUpdateWithItsOwnIncStillMovesTheVersion(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// Arrange
 			ctx := context.Background()
-			coll, err := db.Collection(ctx, "emails")
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := primitive.NewObjectID()
-			if _, err := coll.InsertOne(ctx, bson.M{"_id": id, "version": int64(0), "attempts": int64(1)}); err != nil {
-				t.Fatal(err)
-			}
+			coll, id := versioned(t, db, "emails", bson.M{"attempts": int64(1)})
 
 			// Act
-			err = store.UpdateVersion(ctx, coll, id, 0, bson.M{"$inc": bson.M{"attempts": 1}, "$set": bson.M{"status": "sending"}})
+			err := store.UpdateVersion(ctx, coll, id, 0, bson.M{"$inc": bson.M{"attempts": 1}, "$set": bson.M{"status": "sending"}})
 
 			// Assert
 			var doc struct {

@@ -40,6 +40,24 @@ func engines(t *testing.T, setup store.Setup) map[string]*store.DB {
 	return dbs
 }
 
+// versioned inserts a document at version 0 with the given fields into a collection of db.
+func versioned(t *testing.T, db *store.DB, collection string, fields bson.M) (lungo.ICollection, primitive.ObjectID) {
+	t.Helper()
+	coll, err := db.Collection(context.Background(), collection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := primitive.NewObjectID()
+	doc := bson.M{"_id": id, "version": int64(0)}
+	for k, v := range fields {
+		doc[k] = v
+	}
+	if _, err := coll.InsertOne(context.Background(), doc); err != nil {
+		t.Fatal(err)
+	}
+	return coll, id
+}
+
 func uniqueEmail(ctx context.Context, db lungo.IDatabase) error {
 	return store.EnsureIndex(ctx, db.Collection("users"), bson.D{{Key: "email", Value: 1}}, true)
 }
@@ -48,16 +66,9 @@ func TestConcurrentVersionedUpdatesHaveExactlyOneWinner(t *testing.T) {
 	for name, db := range engines(t, nil) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			coll, err := db.Collection(ctx, "tickets")
-			if err != nil {
-				t.Fatal(err)
-			}
 			for round := 0; round < 5; round++ {
 				// Arrange: one document at version 0.
-				id := primitive.NewObjectID()
-				if _, err := coll.InsertOne(ctx, bson.M{"_id": id, "version": int64(0), "reservedBy": nil}); err != nil {
-					t.Fatal(err)
-				}
+				coll, id := versioned(t, db, "tickets", bson.M{"reservedBy": nil})
 
 				// Act: 50 writers race to move it from version 0.
 				var wins, conflicts atomic.Int32

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/tickit/tickit/functions/internal/store"
 )
@@ -15,14 +14,7 @@ func TestUpdateVersionWhereRequiresTheExtraFilterToo(t *testing.T) {
 	for name, db := range engines(t, nil) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			coll, err := db.Collection(ctx, "tickets")
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := primitive.NewObjectID()
-			if _, err := coll.InsertOne(ctx, bson.M{"_id": id, "version": int64(0), "cancelled": bson.A{"a"}}); err != nil {
-				t.Fatal(err)
-			}
+			coll, id := versioned(t, db, "tickets", bson.M{"cancelled": bson.A{"a"}})
 			hold := func(order string) error {
 				return store.UpdateVersionWhere(ctx, coll, bson.M{"_id": id, "cancelled": bson.M{"$nin": bson.A{order}}}, 0,
 					bson.M{"$set": bson.M{"holder": order}})
