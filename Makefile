@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 # Every Go module of the workspace (go.work).
-PACKAGES := ./events/... ./functions/... ./knative/local/...
+PACKAGES := ./events/... ./functions/... ./knative/delivery/... ./knative/local/...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
