@@ -13,6 +13,8 @@ const (
 	TypeExpirationCompleted = "dev.tickit.expiration.completed"
 	TypePaymentCreated      = "dev.tickit.payment.created"
 	TypePaymentRejected     = "dev.tickit.payment.rejected"
+	TypePaymentRefused      = "dev.tickit.payment.refused"
+	TypeReservationRefused  = "dev.tickit.reservation.refused"
 	// TypePing is sent by Knative's PingSource (and the local runtime's timer).
 	TypePing = "dev.knative.sources.ping"
 )
@@ -25,7 +27,8 @@ type Route struct {
 	Consumers []string
 }
 
-// Catalogue is the event catalogue of DESIGN.md section 3.
+// Catalogue is the event catalogue of DESIGN.md section 3, plus payment.refused and
+// reservation.refused (issue 17: an order that can never complete is cancelled at once).
 var Catalogue = []Route{
 	{TypeTicketCreated, "tickets", []string{"orders"}},
 	{TypeTicketUpdated, "tickets", []string{"orders"}},

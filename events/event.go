@@ -98,6 +98,10 @@ func Check(e cloudevents.Event) error {
 		_, err = Decode[PaymentCreated](e)
 	case TypePaymentRejected:
 		_, err = Decode[PaymentRejected](e)
+	case TypePaymentRefused:
+		_, err = Decode[PaymentRefused](e)
+	case TypeReservationRefused:
+		_, err = Decode[ReservationRefused](e)
 	case TypePing:
 		_, err = Decode[Ping](e)
 	default:

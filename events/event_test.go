@@ -107,6 +107,8 @@ func TestEveryTypeSurvivesTheWireInBothModes(t *testing.T) {
 	roundTrip[events.ExpirationCompleted](t)
 	roundTrip[events.PaymentCreated](t)
 	roundTrip[events.PaymentRejected](t)
+	roundTrip[events.PaymentRefused](t)
+	roundTrip[events.ReservationRefused](t)
 	roundTrip[events.Ping](t)
 }
 
@@ -148,16 +150,19 @@ func TestMalformedEventsAreRejected(t *testing.T) {
 		return e
 	}
 	cases := map[string]cloudevents.Event{
-		"unknown type":         withData("dev.tickit.nope", `{}`),
-		"not json":             withData(events.TypeTicketCreated, `{"id":`),
-		"wrong field type":     withData(events.TypeTicketCreated, `{"id":"`+tid+`","version":"1","title":"a","price":1,"userId":"`+tid+`"}`),
-		"missing id":           withData(events.TypeTicketCreated, `{"version":0,"title":"a","price":1,"userId":"`+tid+`"}`),
-		"id not hex":           withData(events.TypeOrderCancelled, `{"id":"zz","version":1,"ticket":{"id":"`+tid+`"}}`),
-		"negative version":     withData(events.TypeOrderCancelled, `{"id":"`+tid+`","version":-1,"ticket":{"id":"`+tid+`"}}`),
-		"price with 3 decimal": withData(events.TypeTicketCreated, `{"id":"`+tid+`","version":0,"title":"a","price":1.999,"userId":"`+tid+`"}`),
-		"zero amount":          withData(events.TypePaymentCreated, `{"id":"`+tid+`","orderId":"`+tid+`","stripeId":"pi_1","amount":0,"currency":"usd"}`),
-		"status not created":   withData(events.TypeOrderCreated, `{"id":"`+tid+`","version":0,"status":"complete","userId":"`+tid+`","userEmail":"a@b.c","expiresAt":"2030-01-01T00:00:00Z","ticket":{"id":"`+tid+`","title":"t","price":1}}`),
-		"empty payload":        withData(events.TypeExpirationCompleted, `null`),
+		"unknown type":                       withData("dev.tickit.nope", `{}`),
+		"not json":                           withData(events.TypeTicketCreated, `{"id":`),
+		"wrong field type":                   withData(events.TypeTicketCreated, `{"id":"`+tid+`","version":"1","title":"a","price":1,"userId":"`+tid+`"}`),
+		"missing id":                         withData(events.TypeTicketCreated, `{"version":0,"title":"a","price":1,"userId":"`+tid+`"}`),
+		"id not hex":                         withData(events.TypeOrderCancelled, `{"id":"zz","version":1,"ticket":{"id":"`+tid+`"}}`),
+		"negative version":                   withData(events.TypeOrderCancelled, `{"id":"`+tid+`","version":-1,"ticket":{"id":"`+tid+`"}}`),
+		"price with 3 decimal":               withData(events.TypeTicketCreated, `{"id":"`+tid+`","version":0,"title":"a","price":1.999,"userId":"`+tid+`"}`),
+		"zero amount":                        withData(events.TypePaymentCreated, `{"id":"`+tid+`","orderId":"`+tid+`","stripeId":"pi_1","amount":0,"currency":"usd"}`),
+		"status not created":                 withData(events.TypeOrderCreated, `{"id":"`+tid+`","version":0,"status":"complete","userId":"`+tid+`","userEmail":"a@b.c","expiresAt":"2030-01-01T00:00:00Z","ticket":{"id":"`+tid+`","title":"t","price":1}}`),
+		"empty payload":                      withData(events.TypeExpirationCompleted, `null`),
+		"unknown reject reason":              withData(events.TypePaymentRejected, `{"orderId":"`+tid+`","paymentId":"`+tid+`","reason":"bored"}`),
+		"refusal without reason":             withData(events.TypePaymentRefused, `{"orderId":"`+tid+`","paymentId":"`+tid+`","reason":" "}`),
+		"refused reservation without ticket": withData(events.TypeReservationRefused, `{"orderId":"`+tid+`"}`),
 	}
 	for name, e := range cases {
 		t.Run(name, func(t *testing.T) {

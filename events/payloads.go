@@ -75,7 +75,11 @@ type ExpirationCompleted struct {
 	OrderID string `json:"orderId"`
 }
 
-// PaymentCreated: Stripe charged the buyer for the order.
+// PaymentCreated: Stripe authorized the buyer's card for the order's amount (a PaymentIntent
+// with capture_method manual, status requires_capture): the money is held, not taken. payments
+// captures it once orders completes the order (order.completed names this payment), and
+// releases it when orders answers payment.rejected. So a payment that loses a race with a
+// cancel or the window's end never charges the card.
 type PaymentCreated struct {
 	ID       string `json:"id"`
 	OrderID  string `json:"orderId"`
@@ -84,10 +88,40 @@ type PaymentCreated struct {
 	Currency string `json:"currency"`
 }
 
-// PaymentRejected: a payment arrived for an order that was no longer payable; refund it.
+// PaymentRejected: a payment arrived for an order that was no longer payable; payments
+// releases its authorization (or refunds it, had it been captured). Reason says why, one of
+// the Rejected* constants (empty from publishers older than the field).
 type PaymentRejected struct {
 	OrderID   string `json:"orderId"`
 	PaymentID string `json:"paymentId"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Why orders rejects a payment (PaymentRejected.Reason).
+const (
+	RejectedCancelled = "cancelled" // the order was cancelled (by its buyer, or refused)
+	RejectedExpired   = "expired"   // the order's window ended before the payment reached orders
+	RejectedPaid      = "paid"      // another payment completed the order
+	RejectedUnknown   = "unknown"   // orders knows no such order
+)
+
+// PaymentRefused: Stripe refused the order's payment for a reason that no other card and no
+// retry can change (an amount Stripe does not charge, an unsupported currency): the order can
+// never be paid, so orders cancels it at once and its ticket is for sale again, instead of
+// staying reserved until the window ends. Reason is the message the buyer was given.
+type PaymentRefused struct {
+	OrderID   string `json:"orderId"`
+	PaymentID string `json:"paymentId"`
+	Reason    string `json:"reason"`
+}
+
+// ReservationRefused: tickets refused an order's reservation because the seller changed the
+// ticket (title or price) after the buyer saw it and before the order.created reached tickets.
+// The seller's edit, already answered 200, stands; orders cancels the order, which can then
+// never complete (orders completes an order only once tickets has confirmed its reservation).
+type ReservationRefused struct {
+	OrderID  string `json:"orderId"`
+	TicketID string `json:"ticketId"`
 }
 
 // Ping is the PingSource tick; its data is empty.
@@ -101,6 +135,8 @@ func (OrderCompleted) Type() string      { return TypeOrderCompleted }
 func (ExpirationCompleted) Type() string { return TypeExpirationCompleted }
 func (PaymentCreated) Type() string      { return TypePaymentCreated }
 func (PaymentRejected) Type() string     { return TypePaymentRejected }
+func (PaymentRefused) Type() string      { return TypePaymentRefused }
+func (ReservationRefused) Type() string  { return TypeReservationRefused }
 func (Ping) Type() string                { return TypePing }
 
 func (p TicketCreated) Subject() string       { return p.ID }
@@ -111,6 +147,8 @@ func (p OrderCompleted) Subject() string      { return p.ID }
 func (p ExpirationCompleted) Subject() string { return p.OrderID }
 func (p PaymentCreated) Subject() string      { return p.ID }
 func (p PaymentRejected) Subject() string     { return p.OrderID }
+func (p PaymentRefused) Subject() string      { return p.OrderID }
+func (p ReservationRefused) Subject() string  { return p.OrderID }
 func (Ping) Subject() string                  { return "" }
 
 // Order statuses, as they appear in events and the API.
@@ -167,7 +205,25 @@ func (p PaymentCreated) Validate() error {
 }
 
 func (p PaymentRejected) Validate() error {
-	return check(id("orderId", p.OrderID), id("paymentId", p.PaymentID))
+	var reason error
+	switch p.Reason {
+	case "", RejectedCancelled, RejectedExpired, RejectedPaid, RejectedUnknown:
+	default:
+		reason = errors.New("reason must be cancelled, expired, paid or unknown")
+	}
+	return check(id("orderId", p.OrderID), id("paymentId", p.PaymentID), reason)
+}
+
+func (p PaymentRefused) Validate() error {
+	var reason error
+	if strings.TrimSpace(p.Reason) == "" {
+		reason = errors.New("reason is required")
+	}
+	return check(id("orderId", p.OrderID), id("paymentId", p.PaymentID), reason)
+}
+
+func (p ReservationRefused) Validate() error {
+	return check(id("orderId", p.OrderID), id("ticketId", p.TicketID))
 }
 
 func (Ping) Validate() error { return nil }

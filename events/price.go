@@ -15,6 +15,20 @@ type Price int64
 // ErrPrice is returned for a price that is not a number with at most two decimals.
 var ErrPrice = errors.New("price must be a number with at most 2 decimals")
 
+// The prices Stripe can charge in usd, tickit's one currency: at least $0.50 and at most eight
+// digits of cents, $999,999.99. Source: Stripe's API description of PaymentIntent.amount ("The
+// minimum amount is $0.50 US ... supports up to eight digits (e.g., a value of 99999999 for a
+// USD charge of $999,999.99)") and docs.stripe.com/currencies#minimum-and-maximum-charge-amounts.
+// A price outside them is refused where it enters (POST/PUT /api/tickets): a ticket nobody can
+// pay for must never be listed. stripe-mock does not enforce them; Stripe does.
+const (
+	MinPrice Price = 50
+	MaxPrice Price = 99_999_999
+)
+
+// Chargeable reports whether Stripe can charge the price (MinPrice <= p <= MaxPrice).
+func (p Price) Chargeable() bool { return p >= MinPrice && p <= MaxPrice }
+
 // MarshalJSON writes the price as a JSON number: 1999 -> 19.99, 2000 -> 20.
 func (p Price) MarshalJSON() ([]byte, error) { return []byte(p.String()), nil }
 

@@ -46,3 +46,11 @@ func TestPriceMarshalsAsTheNumberPeopleRead(t *testing.T) {
 		}
 	}
 }
+
+func TestChargeableIsWhatStripeChargesInUSD(t *testing.T) {
+	for p, want := range map[events.Price]bool{0: false, 49: false, 50: true, 1999: true, 99_999_999: true, 100_000_000: false} {
+		if got := p.Chargeable(); got != want {
+			t.Errorf("Price(%d).Chargeable() = %v, want %v", p, got, want)
+		}
+	}
+}
