@@ -16,6 +16,7 @@ import (
 type Email struct {
 	From, To, Subject string
 	Text, HTML        string
+	OrderID           string // sent along as SendGrid's custom argument order_id
 }
 
 // confirmation is what the templates show; every field is plain text (the HTML template
@@ -68,6 +69,7 @@ func Confirmation(from string, o events.OrderCompleted) Email {
 		From: from, To: o.UserEmail,
 		Subject: "Your ticket: " + title,
 		Text:    text.String(), HTML: html.String(),
+		OrderID: o.ID,
 	}
 }
 
@@ -91,20 +93,47 @@ func Money(p events.Price) string {
 
 // Statuses of an order's email record.
 const (
-	StatusSending = "sending"  // one delivery owns the send until LeaseUntil
-	StatusRetry   = "retry"    // the last try failed in a way a later try may not
-	StatusSent    = "sent"     // SendGrid accepted it
-	StatusFailed  = "failed"   // SendGrid refused it for good (4xx): never tried again
-	StatusNotSent = "not sent" // no SENDGRID_API_KEY: written to the log instead
+	StatusSending   = "sending"    // one delivery owns the send until LeaseUntil
+	StatusRetry     = "retry"      // the last try was not accepted (SendGrid never saw it, or said 408/429/5xx)
+	StatusUnknown   = "unknown"    // the last try's outcome is unknown (ErrUnknown, or its sender died)
+	StatusSent      = "sent"       // SendGrid accepted it
+	StatusFailed    = "failed"     // SendGrid refused it for good (4xx): never tried again
+	StatusNotSent   = "not sent"   // no SENDGRID_API_KEY: written to the log instead
+	StatusMaybeSent = "maybe sent" // more unknown outcomes than MaxUnknownRetries: never tried again
 )
+
+// MaxUnknownRetries is how many times an email is tried again after a try whose outcome is
+// unknown. A buyer without a receipt is worse than one duplicate, so the one unknown outcome
+// is retried; then no more. Hence the bound: SendGrid accepts at most 1+MaxUnknownRetries = 2
+// emails per order, and 2 only when a try's answer was lost (SENDGRID_TIMEOUT ran out, the
+// connection broke, or the process died between SendGrid's 202 and recording it) after
+// SendGrid had in fact accepted it.
+const MaxUnknownRetries = 1
 
 // Final reports a status after which the order never gets another email.
 func Final(status string) bool {
-	return status == StatusSent || status == StatusFailed || status == StatusNotSent
+	return status == StatusSent || status == StatusFailed || status == StatusNotSent || status == StatusMaybeSent
 }
 
-// Takeable reports whether a delivery may (re)send an existing record's email now: after a
-// retryable failure, or when the delivery that owned the send died (its lease ran out).
-func Takeable(status string, leaseUntil, now time.Time) bool {
-	return status == StatusRetry || (status == StatusSending && !now.Before(leaseUntil))
+// Unknowns is how many tries of a record have an unknown outcome once a delivery looks at
+// it now: the recorded ones, plus the current try's when its sender died holding the lease.
+func Unknowns(status string, unknowns int, leaseUntil, now time.Time) int {
+	if status == StatusSending && !now.Before(leaseUntil) {
+		return unknowns + 1
+	}
+	return unknowns
 }
+
+// AfterUnknown is the status of a record whose tries had this many unknown outcomes: one more
+// try may follow (StatusUnknown), or none (StatusMaybeSent).
+func AfterUnknown(unknowns int) string {
+	if unknowns > MaxUnknownRetries {
+		return StatusMaybeSent
+	}
+	return StatusUnknown
+}
+
+// Lease is how long a delivery owns an order's send before another may take it over: the
+// send's timeout plus a margin for recording its outcome, so a live sender always settles
+// before anyone else sends.
+func Lease(sendTimeout time.Duration) time.Duration { return sendTimeout + 30*time.Second }

@@ -36,8 +36,9 @@ type sentMail struct {
 	From struct {
 		Email string `json:"email"`
 	} `json:"from"`
-	Subject string `json:"subject"`
-	Content []struct {
+	Subject    string            `json:"subject"`
+	CustomArgs map[string]string `json:"custom_args"`
+	Content    []struct {
 		Type  string `json:"type"`
 		Value string `json:"value"`
 	} `json:"content"`
@@ -137,7 +138,7 @@ func setup(t testing.TB, sg *sendGrid) env {
 	db := testenv.Store(t, "emails", nil)
 	var sender *SendGrid
 	if sg != nil {
-		sender = NewSendGrid(apiKey, sg.URL)
+		sender = NewSendGrid(apiKey, sg.URL, DefaultSendTimeout)
 	}
 	x := New(db, "tickets@tickit.dev", sender)
 	return env{x: x, db: db, sg: sg, url: testenv.Serve(t, x.Function()).URL}
@@ -188,6 +189,9 @@ func TestACompletedOrderSendsOneConfirmationThroughSendGrid(t *testing.T) {
 	}
 	if m.From.Email != "tickets@tickit.dev" || m.Subject != "Your ticket: Concert, row 7" {
 		t.Fatalf("from %q subject %q", m.From.Email, m.Subject)
+	}
+	if m.CustomArgs["order_id"] != o.ID {
+		t.Fatalf("custom_args %v, want order_id %s (finds the message in SendGrid's activity feed)", m.CustomArgs, o.ID)
 	}
 	if len(m.Content) != 2 || m.Content[0].Type != "text/plain" || m.Content[1].Type != "text/html" {
 		t.Fatalf("content %+v, want text/plain then text/html", m.Content)
@@ -300,7 +304,7 @@ func TestARetryableSendGridAnswerIs503ThenTheRetrySends(t *testing.T) {
 func TestSendGridUnreachableIs503(t *testing.T) {
 	// Arrange: nothing listens at SENDGRID_API_BASE.
 	db := testenv.Store(t, "emails", nil)
-	x := New(db, "tickets@tickit.dev", NewSendGrid(apiKey, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))))
+	x := New(db, "tickets@tickit.dev", NewSendGrid(apiKey, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)), DefaultSendTimeout))
 	url := testenv.Serve(t, x.Function()).URL
 	o := completedOrder(newID(), "Concert")
 
@@ -369,23 +373,23 @@ func TestADeliveryThatDiedMidSendIsTakenOverWhenItsLeaseEnds(t *testing.T) {
 	v := setup(t, newSendGrid(t))
 	o := completedOrder(newID(), "Concert")
 	now := time.Now()
-	if _, err := v.x.records.Claim(testenv.Context(t), Confirmation("tickets@tickit.dev", o), o.ID, now, now.Add(Lease)); err != nil {
+	if _, err := v.x.records.Claim(testenv.Context(t), Confirmation("tickets@tickit.dev", o), o.ID, now, now.Add(v.x.lease)); err != nil {
 		t.Fatal(err)
 	}
 
 	// Act + Assert: during the lease the redelivery waits (503); after it, it sends.
-	v.x.Now = func() time.Time { return now.Add(Lease / 2) }
+	v.x.Now = func() time.Time { return now.Add(v.x.lease / 2) }
 	v.send(t, events.New(o), http.StatusServiceUnavailable)
 	if n, _ := v.sg.counts(); n != 0 {
 		t.Fatalf("SendGrid got %d requests during the owner's lease", n)
 	}
-	v.x.Now = func() time.Time { return now.Add(Lease) }
+	v.x.Now = func() time.Time { return now.Add(v.x.lease) }
 	v.send(t, events.New(o), http.StatusAccepted)
 	if n, _ := v.sg.counts(); n != 1 {
 		t.Fatalf("SendGrid got %d requests after the lease, want 1", n)
 	}
-	if r := v.record(t, o.ID); r.Status != StatusSent || r.Attempts != 2 {
-		t.Fatalf("record %+v, want sent on attempt 2", r)
+	if r := v.record(t, o.ID); r.Status != StatusSent || r.Attempts != 2 || r.Unknowns != 1 {
+		t.Fatalf("record %+v, want sent on attempt 2 after 1 unknown outcome (the dead sender's)", r)
 	}
 }
 
@@ -407,7 +411,7 @@ func TestAMalformedOrderCompletedIs400(t *testing.T) {
 func TestTheDatabaseDownIs503(t *testing.T) {
 	// Arrange: a MONGO_URL that cannot be opened.
 	sg := newSendGrid(t)
-	x := New(store.New("nowhere:", "emails", nil), "tickets@tickit.dev", NewSendGrid(apiKey, sg.URL))
+	x := New(store.New("nowhere:", "emails", nil), "tickets@tickit.dev", NewSendGrid(apiKey, sg.URL, DefaultSendTimeout))
 	url := testenv.Serve(t, x.Function()).URL
 
 	// Act
@@ -434,19 +438,143 @@ func BenchmarkConfirmations(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "emails/s")
 }
 
-func TestAHungSendGridTimesOutAs503(t *testing.T) {
+func TestAHungSendGridTimesOutAs503WithAnUnknownOutcome(t *testing.T) {
 	// Arrange: SendGrid never answers; the client's timeout is shortened for the test.
 	sg := newSendGrid(t)
 	t.Cleanup(sg.holdRequests())
 	v := setup(t, sg)
-	v.x.sendgrid.client.HTTPClient.Timeout = 100 * time.Millisecond
+	v.x.sendgrid = NewSendGrid(apiKey, sg.URL, 100*time.Millisecond)
 	o := completedOrder(newID(), "Concert")
 
 	// Act
 	v.send(t, events.New(o), http.StatusServiceUnavailable)
 
-	// Assert: the outcome is unknown, so the record waits for a retry.
-	if r := v.record(t, o.ID); r.Status != StatusRetry || !strings.Contains(r.Reason, "Timeout") {
-		t.Fatalf("record %+v, want retry after a timeout", r)
+	// Assert: the request went out and no answer came: SendGrid may have it.
+	if r := v.record(t, o.ID); r.Status != StatusUnknown || r.Unknowns != 1 || !strings.Contains(r.Reason, "Timeout") {
+		t.Fatalf("record %+v, want unknown (1) after a timeout", r)
+	}
+}
+
+// deliver runs one delivery the way the Broker makes it: it waits for the answer at most
+// patience, then hangs up (its timeout, or the Service's) and counts the delivery as failed.
+func deliver(t *testing.T, v env, e cloudevents.Event, patience time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(testenv.Context(t), patience)
+	defer cancel()
+	_, err := v.x.Function().Events[events.TypeOrderCompleted](ctx, e)
+	return err
+}
+
+func TestASendGridSlowerThanTheBrokerSendsOneEmail(t *testing.T) {
+	// Arrange: SendGrid answers 202 only when released, long after the Broker hung up on the
+	// first delivery (issue 17: a 202 after 11 s sent 6 emails in 90 s, one per retry).
+	sg := newSendGrid(t)
+	release := sg.holdRequests()
+	v := setup(t, sg)
+	o := completedOrder(newID(), "Concert")
+	e := events.New(o)
+	first := make(chan error, 1)
+	ctx, brokerHangsUp := context.WithCancel(testenv.Context(t))
+	go func() {
+		_, err := v.x.Function().Events[events.TypeOrderCompleted](ctx, e)
+		first <- err
+	}()
+	select {
+	case <-sg.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery did not reach SendGrid within 10 s")
+	}
+
+	// Act: the Broker gives up on the first delivery and retries, again and again.
+	brokerHangsUp()
+	for i := range 5 {
+		if err := deliver(t, v, e, 2*time.Second); !errors.Is(err, ErrInFlight) {
+			t.Errorf("retry %d while SendGrid is slow returned %v, want ErrInFlight (503, nothing sent)", i+1, err)
+		}
+	}
+	release()
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery did not finish within 10 s of SendGrid's answer")
+	}
+
+	// Assert: the slow 202 was recorded; the next retry is done.
+	if err := deliver(t, v, e, 10*time.Second); err != nil {
+		t.Fatalf("the retry after SendGrid answered returned %v, want done", err)
+	}
+	if n, _ := sg.counts(); n != 1 {
+		t.Fatalf("SendGrid got %d requests for one order, want 1", n)
+	}
+	if r := v.record(t, o.ID); r.Status != StatusSent || r.Unknowns != 0 {
+		t.Fatalf("record %+v, want sent with no unknown outcome", r)
+	}
+}
+
+func TestAnAnswerLaterThanTheTimeoutIsTriedOnceMoreThenNever(t *testing.T) {
+	// Arrange: SendGrid accepts every request but answers only after SENDGRID_TIMEOUT (short
+	// here), so every try's outcome is unknown.
+	sg := newSendGrid(t)
+	t.Cleanup(sg.holdRequests())
+	v := setup(t, sg)
+	v.x.sendgrid = NewSendGrid(apiKey, sg.URL, 100*time.Millisecond)
+	o := completedOrder(newID(), "Concert")
+	e := events.New(o)
+
+	// Act: the Broker delivers ten times (its retries).
+	var errs []error
+	for range 10 {
+		errs = append(errs, deliver(t, v, e, 10*time.Second))
+	}
+
+	// Assert: the bound, 1+MaxUnknownRetries emails; then the record is final.
+	if n, ok := sg.counts(); n != 1+MaxUnknownRetries || ok != n {
+		t.Fatalf("SendGrid got %d requests (%d accepted), want %d", n, ok, 1+MaxUnknownRetries)
+	}
+	if !errors.Is(errs[0], ErrUnknown) {
+		t.Fatalf("first delivery returned %v, want ErrUnknown (503: one more try)", errs[0])
+	}
+	for i, err := range errs[1+MaxUnknownRetries:] {
+		if err != nil {
+			t.Fatalf("delivery %d returned %v, want done (2xx)", i+2+MaxUnknownRetries, err)
+		}
+	}
+	if r := v.record(t, o.ID); r.Status != StatusMaybeSent || r.Unknowns != 1+MaxUnknownRetries {
+		t.Fatalf("record %+v, want maybe sent after %d unknown outcomes", r, 1+MaxUnknownRetries)
+	}
+}
+
+func TestCrashesAfterSendGridAcceptedSendAtMostTwoEmails(t *testing.T) {
+	// Arrange: a delivery claims the order, SendGrid accepts its email, and the process dies
+	// before recording it. Twice in a row.
+	v := setup(t, newSendGrid(t))
+	o := completedOrder(newID(), "Concert")
+	m := Confirmation("tickets@tickit.dev", o)
+	ctx := testenv.Context(t)
+	now := time.Now()
+	crash := func(at time.Time) {
+		t.Helper()
+		if _, err := v.x.records.Claim(ctx, m, o.ID, at, at.Add(v.x.lease)); err != nil {
+			t.Fatalf("claim at %v: %v", at, err)
+		}
+		if err := v.x.sendgrid.Send(ctx, m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	crash(now)
+	crash(now.Add(v.x.lease)) // a redelivery after the first lease took over, and died too
+
+	// Act: every later redelivery, after the second lease.
+	v.x.Now = func() time.Time { return now.Add(2 * v.x.lease) }
+	for range 5 {
+		v.send(t, events.New(o), http.StatusAccepted)
+	}
+
+	// Assert
+	if n, ok := v.sg.counts(); ok != 1+MaxUnknownRetries || n != ok {
+		t.Fatalf("SendGrid accepted %d of %d requests, want %d", ok, n, 1+MaxUnknownRetries)
+	}
+	if r := v.record(t, o.ID); r.Status != StatusMaybeSent || r.Unknowns != 2 {
+		t.Fatalf("record %+v, want maybe sent after 2 unknown outcomes", r)
 	}
 }

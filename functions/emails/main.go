@@ -14,11 +14,12 @@ func main() {
 	from := env.String("EMAIL_FROM", "tickets@tickit.dev")
 	key := env.String("SENDGRID_API_KEY", "")
 	base := env.String("SENDGRID_API_BASE", "")
+	timeout := env.Duration("SENDGRID_TIMEOUT", DefaultSendTimeout)
 	env.Check()
 
 	var sg *SendGrid
 	if key != "" {
-		sg = NewSendGrid(key, base)
+		sg = NewSendGrid(key, base, timeout)
 	}
 	runtime.Serve(New(store.New(mongoURL, "emails", nil), from, sg).Function())
 }

@@ -24,6 +24,7 @@ type Record struct {
 	To         string    `bson:"to"`
 	Subject    string    `bson:"subject"`
 	Attempts   int       `bson:"attempts"`
+	Unknowns   int       `bson:"unknowns"` // tries whose outcome is unknown, see MaxUnknownRetries
 	LeaseUntil time.Time `bson:"leaseUntil"`
 	CreatedAt  time.Time `bson:"createdAt"`
 	UpdatedAt  time.Time `bson:"updatedAt"`
@@ -35,6 +36,9 @@ var (
 	// ErrInFlight: another delivery is sending the order's email right now. Not done yet, so
 	// the event is answered 503 and checked again later, when the outcome is known.
 	ErrInFlight = errors.New("another delivery is sending the confirmation of this order")
+	// ErrGaveUp: the outcome stayed unknown after MaxUnknownRetries retries; the record is now
+	// StatusMaybeSent and the email is never tried again (SendGrid may have accepted it).
+	ErrGaveUp = errors.New("the confirmation of this order may or may not have been sent: not tried again")
 )
 
 // Records is the emails collection.
@@ -64,11 +68,25 @@ func (r Records) Claim(ctx context.Context, m Email, orderID string, now, leaseU
 	switch {
 	case Final(old.Status):
 		return old, ErrDone
-	case !Takeable(old.Status, old.LeaseUntil, now):
+	case old.Status == StatusSending && now.Before(old.LeaseUntil):
 		return old, ErrInFlight
 	}
+	// A sender that died holding the lease leaves an unknown outcome behind: it counts.
+	unknowns := Unknowns(old.Status, old.Unknowns, old.LeaseUntil, now)
+	if unknowns > MaxUnknownRetries {
+		err = store.UpdateVersion(ctx, coll, orderID, old.Version, bson.M{"$set": bson.M{
+			"status": StatusMaybeSent, "unknowns": unknowns, "updatedAt": now,
+			"reason": fmt.Sprintf("%d tries with an unknown outcome; SendGrid may have accepted one", unknowns)}})
+		if errors.Is(err, store.ErrConflict) {
+			return old, ErrInFlight
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("give up the email of order %s: %w", orderID, err)
+		}
+		return old, ErrGaveUp
+	}
 	err = store.UpdateVersion(ctx, coll, orderID, old.Version, bson.M{
-		"$set": bson.M{"status": StatusSending, "leaseUntil": leaseUntil, "updatedAt": now},
+		"$set": bson.M{"status": StatusSending, "leaseUntil": leaseUntil, "updatedAt": now, "unknowns": unknowns},
 		"$inc": bson.M{"attempts": 1},
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -77,19 +95,19 @@ func (r Records) Claim(ctx context.Context, m Email, orderID string, now, leaseU
 	if err != nil {
 		return Record{}, fmt.Errorf("take over the email of order %s: %w", orderID, err)
 	}
-	old.Version, old.Status, old.LeaseUntil, old.UpdatedAt = old.Version+1, StatusSending, leaseUntil, now
+	old.Version, old.Status, old.LeaseUntil, old.UpdatedAt, old.Unknowns = old.Version+1, StatusSending, leaseUntil, now, unknowns
 	old.Attempts++
 	return old, nil
 }
 
-// Settle records the outcome of the claimed send. ErrConflict means the lease ran out and
-// another delivery took the record over.
-func (r Records) Settle(ctx context.Context, rec Record, status, reason string, now time.Time) error {
+// Settle records the outcome of the claimed send, and the record's count of unknown outcomes.
+// ErrConflict means the lease ran out and another delivery took the record over.
+func (r Records) Settle(ctx context.Context, rec Record, status, reason string, unknowns int, now time.Time) error {
 	coll, err := r.db.Collection(ctx, collection)
 	if err != nil {
 		return err
 	}
 	return store.UpdateVersion(ctx, coll, rec.OrderID, rec.Version, bson.M{
-		"$set": bson.M{"status": status, "reason": reason, "updatedAt": now},
+		"$set": bson.M{"status": status, "reason": reason, "unknowns": unknowns, "updatedAt": now},
 	})
 }
