@@ -132,7 +132,7 @@ func (s storage) insertOrder(ctx context.Context, o Order, created cloudevents.E
 	_, err = c.InsertOne(ctx, struct {
 		Order  `bson:",inline"`
 		Outbox bson.M `bson:"outbox"`
-	}{o, outbox.Entries(created)})
+	}{o, outbox.Entries(ctx, created)})
 	return err
 }
 
@@ -147,7 +147,7 @@ func (s storage) transition(ctx context.Context, o Order, status string, set bso
 	for k, v := range set {
 		fields[k] = v
 	}
-	return store.UpdateVersion(ctx, c, o.ID, o.Version, outbox.Add(bson.M{"$set": fields}, e))
+	return store.UpdateVersion(ctx, c, o.ID, o.Version, outbox.Add(ctx, bson.M{"$set": fields}, e))
 }
 
 // ordersOf returns the user's orders, newest first.

@@ -123,7 +123,7 @@ func (p *Payer) attempt(ctx context.Context, claimed Payment, resumed bool) (Pay
 		paid.Status, paid.StripeID, paid.Amount = paymentSucceeded, out.stripeID, out.amount
 		ev := events.New(events.PaymentCreated{ID: paid.ID.Hex(), OrderID: paid.OrderID, StripeID: paid.StripeID,
 			Amount: paid.Amount, Currency: paid.Currency})
-		update := outbox.Add(bson.M{"$set": bson.M{"status": paid.Status, "stripeId": paid.StripeID, "amount": paid.Amount}}, ev)
+		update := outbox.Add(ctx, bson.M{"$set": bson.M{"status": paid.Status, "stripeId": paid.StripeID, "amount": paid.Amount}}, ev)
 		err := p.store.updatePayment(ctx, claimed, update)
 		if errors.Is(err, store.ErrConflict) {
 			return paid, nil // the request that took over records this same charge

@@ -72,7 +72,7 @@ func (s tickets) create(ctx context.Context, title string, price events.Price, u
 	d := document{ID: primitive.NewObjectID(), Title: title, Price: price, UserID: userID, CancelledOrders: []string{}}
 	t := d.ticket()
 	e := events.New(t.Created())
-	d.Outbox = outbox.Entries(e)
+	d.Outbox = outbox.Entries(ctx, e)
 	if _, err := coll.InsertOne(ctx, d); err != nil {
 		return Ticket{}, err
 	}
@@ -207,7 +207,7 @@ func (s tickets) write(ctx context.Context, t, next Ticket, guard, update bson.M
 	for k, v := range guard {
 		filter[k] = v
 	}
-	if err := store.UpdateVersionWhere(ctx, coll, filter, t.Version, outbox.Add(update, e)); err != nil {
+	if err := store.UpdateVersionWhere(ctx, coll, filter, t.Version, outbox.Add(ctx, update, e)); err != nil {
 		return Ticket{}, err
 	}
 	s.box.Deliver(ctx, collection, id, e)

@@ -20,7 +20,7 @@ func TestEntriesOfAnInsertedDocumentAreFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := events.New(events.ExpirationCompleted{OrderID: "65a1b2c3d4e5f60718293a4c"})
-	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a", outbox.Field: outbox.Entries(e)}); err != nil {
+	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a", outbox.Field: outbox.Entries(ctx, e)}); err != nil {
 		t.Fatal(err)
 	}
 

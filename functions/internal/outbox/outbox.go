@@ -16,6 +16,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/tickit/tickit/functions/internal/store"
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // Field is the document field that holds pending events.
@@ -42,22 +43,25 @@ func New(pub Publisher, db *store.DB, collections ...string) *Outbox {
 }
 
 // Add records events as pending in update (a MongoDB update document, changed in place and
-// returned), so that they are stored by the same write as the state change.
-func Add(update bson.M, evs ...cloudevents.Event) bson.M {
+// returned), so that they are stored by the same write as the state change. Each is stored with
+// ctx's trace context (tracing.Stamp), so that a later Flush still belongs to the request that
+// caused it.
+func Add(ctx context.Context, update bson.M, evs ...cloudevents.Event) bson.M {
 	set, _ := update["$set"].(bson.M)
 	if set == nil {
 		set = bson.M{}
 		update["$set"] = set
 	}
 	for _, e := range evs {
-		set[Field+"."+e.ID()] = encode(e)
+		set[Field+"."+e.ID()] = encode(ctx, e)
 	}
 	return update
 }
 
 // encode is how a pending event is stored: structured mode JSON, which our own events always
-// marshal to.
-func encode(e cloudevents.Event) string {
+// marshal to, with the trace context of ctx in its distributed-tracing extension.
+func encode(ctx context.Context, e cloudevents.Event) string {
+	tracing.Stamp(ctx, &e)
 	b, _ := json.Marshal(e)
 	return string(b)
 }

@@ -26,7 +26,7 @@ func TestDeliverPublishesAndClears(t *testing.T) {
 	id := primitive.NewObjectID()
 	e1 := events.New(events.ExpirationCompleted{OrderID: id.Hex()})
 	e2 := events.New(events.ExpirationCompleted{OrderID: id.Hex()})
-	update := outbox.Add(bson.M{"$set": bson.M{"title": "t"}}, e1, e2)
+	update := outbox.Add(ctx, bson.M{"$set": bson.M{"title": "t"}}, e1, e2)
 	if _, err := coll.UpdateOne(ctx, bson.M{"_id": id}, update, upsert()); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestLeftoverIsRepublishedAndClearedExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink.Fail(http.StatusServiceUnavailable, -1)
-	if _, err := coll.UpdateOne(ctx, bson.M{"_id": id}, outbox.Add(bson.M{}, v1, v2), upsert()); err != nil {
+	if _, err := coll.UpdateOne(ctx, bson.M{"_id": id}, outbox.Add(ctx, bson.M{}, v1, v2), upsert()); err != nil {
 		t.Fatal(err)
 	}
 	box.Deliver(ctx, "tickets", id, v1, v2)

@@ -10,6 +10,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // Publisher posts events to one sink, retrying what may succeed on a second try.
@@ -21,7 +23,7 @@ type Publisher struct {
 
 // New returns a publisher for the sink URL, with a timeout on every attempt.
 func New(sink string) (*Publisher, error) {
-	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(sink), cehttp.WithClient(http.Client{Timeout: 5 * time.Second}))
+	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(sink), cehttp.WithClient(http.Client{Timeout: 5 * time.Second, Transport: tracing.Transport(nil)}))
 	if err != nil {
 		return nil, fmt.Errorf("publish: sink %q: %w", sink, err)
 	}
@@ -34,9 +36,11 @@ func New(sink string) (*Publisher, error) {
 
 // Publish sends e until the sink accepts it, the attempts run out, or the sink refuses it for
 // good (a 4xx other than 408 and 429). The error says why the event did not go out.
-func (p *Publisher) Publish(ctx context.Context, e cloudevents.Event) error {
+// The event carries the trace context it was created in (tracing.StartPublish).
+func (p *Publisher) Publish(ctx context.Context, e cloudevents.Event) (err error) {
+	ctx, span := tracing.StartPublish(ctx, &e)
+	defer func() { tracing.End(span, err) }()
 	wait := p.Backoff
-	var err error
 	for attempt := 1; ; attempt++ {
 		result := p.client.Send(ctx, e)
 		if cloudevents.IsACK(result) {

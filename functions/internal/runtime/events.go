@@ -10,6 +10,7 @@ import (
 
 	"github.com/tickit/tickit/events"
 	"github.com/tickit/tickit/functions/internal/httpapi"
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // eventReceiver decodes a CloudEvent (binary or structured mode) and dispatches it by type.
@@ -24,10 +25,17 @@ func eventReceiver(fn Function) http.Handler {
 			http.Error(w, "not a CloudEvent: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+		ctx, end := tracing.StartEvent(ctx, r.Header, e)
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		defer func() { end(sw.status) }()
 		if f, ok := ctx.Value(eventKey{}).(*eventFields); ok {
-			f.id, f.typ = e.ID(), e.Type()
+			f.id, f.typ, f.trace = e.ID(), e.Type(), tracing.TraceID(ctx)
 		}
 		log := logging.FromContext(ctx).With("ce-id", e.ID(), "ce-type", e.Type())
+		if id := tracing.TraceID(ctx); id != "" {
+			log = log.With("trace_id", id)
+		}
 		ctx = logging.WithLogger(ctx, log)
 
 		handle, ok := fn.Events[e.Type()]
@@ -45,6 +53,7 @@ func eventReceiver(fn Function) http.Handler {
 			log.Warnw("event failed, the Broker will retry", "error", err)
 			http.Error(w, "retry later: "+err.Error(), http.StatusServiceUnavailable)
 		case reply != nil:
+			tracing.Stamp(ctx, reply)
 			if err := cehttp.WriteResponseWriter(context.Background(), binding.ToMessage(reply), http.StatusOK, w); err != nil {
 				log.Errorw("cannot write the reply event", "error", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/tickit/tickit/functions/internal/httpapi"
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // Handler returns fn's whole HTTP surface. ctx carries the logger and is the context
@@ -36,12 +37,22 @@ func Handler(ctx context.Context, fn Function) http.Handler {
 			t.run(ctx, fn.Background)
 		})
 	}
-	return withLogger(logging.FromContext(ctx), logRequests(h))
+	return tracing.Handler(withLogger(logging.FromContext(ctx), logRequests(h)), untraced)
 }
 
-// withLogger gives every request the function's logger.
+// untraced are the requests tracing.Handler leaves alone: health checks, and CloudEvents,
+// whose span eventReceiver starts once it has read the event's own trace context.
+func untraced(r *http.Request) bool {
+	return r.URL.Path == "/healthz" || (r.URL.Path == "/" && r.Method == http.MethodPost)
+}
+
+// withLogger gives every request the function's logger, naming the request's trace if any.
 func withLogger(logger *zap.SugaredLogger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := tracing.TraceID(r.Context()); id != "" {
+			next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger.With("trace_id", id))))
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger)))
 	})
 }
@@ -52,6 +63,7 @@ func notFoundAsJSON(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {
 			mux.ServeHTTP(w, r)
+			tracing.Name(r, r.Pattern)
 			return
 		}
 		// The mux knows whether the path exists for another method; ask it without writing.
@@ -115,7 +127,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 type eventKey struct{}
 
 // eventFields is filled by the event receiver so that the request's one log line names the event.
-type eventFields struct{ id, typ string }
+type eventFields struct{ id, typ, trace string }
 
 // logRequests writes one line per request (health checks aside): method, path, status, time,
 // and for CloudEvents their id and type.
@@ -132,6 +144,9 @@ func logRequests(next http.Handler) http.Handler {
 		fields := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).String()}
 		if ev.typ != "" {
 			fields = append(fields, "ce-id", ev.id, "ce-type", ev.typ)
+		}
+		if ev.trace != "" {
+			fields = append(fields, "trace_id", ev.trace)
 		}
 		logging.FromContext(r.Context()).Infow("request", fields...)
 	})

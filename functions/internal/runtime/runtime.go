@@ -19,6 +19,7 @@ import (
 	"knative.dev/pkg/signals"
 
 	"github.com/tickit/tickit/functions/internal/session"
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // EventHandler handles one CloudEvent. It returns an optional reply event (the Broker ingests
@@ -57,9 +58,18 @@ func Serve(fn Function) {
 	if err != nil {
 		logger.Fatalw("cannot listen", "port", port, "error", err)
 	}
+	stopTracing, err := tracing.Start(ctx, fn.Name)
+	if err != nil {
+		logger.Fatalw("cannot set up tracing from OTEL_* settings", "error", err)
+	}
 	if err := ServeListener(ctx, ln, fn); err != nil {
 		logger.Fatalw("server failed", "error", err)
 	}
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := stopTracing(flushCtx); err != nil {
+		logger.Warnw("spans not exported at shutdown", "error", err)
+	}
+	cancel()
 	_ = logger.Sync()
 }
 
