@@ -91,8 +91,10 @@ func decodeTicket(w http.ResponseWriter, r *http.Request) (string, events.Price,
 			v.Check(false, "price", "Price must be a number with at most 2 decimals")
 		case p <= 0:
 			v.Check(false, "price", "Price must be greater than 0")
-		case p > MaxPrice:
-			v.Check(false, "price", "Price must be at most 1000000")
+		case p < events.MinPrice:
+			v.Check(false, "price", "Price must be at least "+events.MinPrice.String()+": Stripe charges no less")
+		case p > events.MaxPrice:
+			v.Check(false, "price", "Price must be at most "+events.MaxPrice.String()+": Stripe charges no more")
 		}
 		price = p
 	}

@@ -75,6 +75,11 @@ var badBodies = []struct {
 	{"negative price", `{"title":"Concert","price":-5}`, "price", 400},
 	{"three decimals", `{"title":"Concert","price":10.001}`, "price", 400},
 	{"above 1,000,000", `{"title":"Concert","price":1000000.01}`, "price", 400},
+	// Stripe charges usd from 0.50 to 999,999.99 (events.MinPrice, events.MaxPrice): a price
+	// outside them could be reserved but never paid.
+	{"1,000,000: more than Stripe charges", `{"title":"Concert","price":1000000}`, "price", 400},
+	{"0.49: less than Stripe charges", `{"title":"Concert","price":0.49}`, "price", 400},
+	{"0.01: less than Stripe charges", `{"title":"Concert","price":0.01}`, "price", 400},
 	{"huge exponent", `{"title":"Concert","price":1e999999}`, "price", 400},
 	{"unknown field", `{"title":"Concert","price":10,"color":"red"}`, "color", 400},
 	{"not JSON", `{"title":`, "", 400},
@@ -111,10 +116,10 @@ func TestCreateTicketListsEveryBadField(t *testing.T) {
 func TestCreateTicketAcceptsTheLimits(t *testing.T) {
 	e := newEnv(t)
 	for body, want := range map[string]events.Price{
-		`{"title":"` + strings.Repeat("é", 200) + `","price":0.01}`: 1,
-		`{"title":"Top","price":1000000}`:                           100000000,
-		`{"title":"Exp","price":1e2}`:                               10000,
-		`{"title":"Zeros","price":10.100}`:                          1010,
+		`{"title":"` + strings.Repeat("é", 200) + `","price":0.5}`: 50,
+		`{"title":"Top","price":999999.99}`:                        99999999,
+		`{"title":"Exp","price":1e2}`:                              10000,
+		`{"title":"Zeros","price":10.100}`:                         1010,
 	} {
 		r := testenv.Call(t, http.MethodPost, e.url+"/api/tickets", body, e.seller.Token)
 		var tk ticketJSON

@@ -27,11 +27,11 @@ type Ticket struct {
 	Sold            bool
 }
 
-// Title and price limits of the API.
-const (
-	MaxTitle = 200               // characters, after trimming
-	MaxPrice = events.Price(1e8) // 1,000,000.00
-)
+// MaxTitle is the longest title, in characters after trimming. Prices are bounded by what
+// Stripe charges (events.MinPrice, events.MaxPrice). The title reaches the buyer's confirmation
+// email's subject ("Your ticket: <title>", well under the 998 characters a mail header line
+// may hold) and no Stripe field (metadata carries ids only).
+const MaxTitle = 200
 
 // noOrder is the OrderID of a free ticket.
 const noOrder = ""
