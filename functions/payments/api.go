@@ -75,7 +75,11 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, view(paid))
+	status := http.StatusCreated // captured: the order is complete
+	if paid.Status == paymentAuthorized {
+		status = http.StatusAccepted // held; orders has not decided yet: GET shows the outcome
+	}
+	httpapi.WriteJSON(w, status, view(paid))
 	return nil
 }
 

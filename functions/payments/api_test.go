@@ -238,7 +238,7 @@ func TestAbandonedClaimIsFinishedWithItsOwnKey(t *testing.T) {
 		orderID := h.order(t, buyer, "10", time.Hour)
 		claim := abandon(t, h, orderID, buyer.ID, 2*staleAfter)
 		// The dead request had reached Stripe: its charge exists under the attempt's key.
-		if out := quietStripe(stripe.URL).charge(testenv.Context(t), claim); !out.paid {
+		if out := quietStripe(stripe.URL).authorize(testenv.Context(t), claim); !out.authorized {
 			t.Fatalf("arranging the earlier charge: %+v", out)
 		}
 
@@ -260,9 +260,8 @@ func TestAbandonedClaimIsFinishedWithItsOwnKey(t *testing.T) {
 
 		h.fn.Background(testenv.Context(t))
 
-		if p := h.paymentOf(t, orderID); p.Status != paymentSucceeded {
-			t.Fatalf("abandoned payment is %q, want succeeded", p.Status)
-		}
+		// The sweep authorizes and publishes payment.created; orders completes, payments captures.
+		h.waitStatus(t, orderID, paymentSucceeded)
 		if p := h.paymentOf(t, fresh); p.Status != paymentPending {
 			t.Fatalf("fresh claim is %q, want left pending", p.Status)
 		}
@@ -310,11 +309,15 @@ func TestConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
 	}
 	wg.Wait()
 
-	created := 0
+	// Requests with the winner's card that arrive once it is authorized wait for its outcome
+	// and answer it (the same payment); every other one is told it lost.
+	paid := map[string]bool{}
 	for _, r := range statuses {
 		switch r.Status {
 		case http.StatusCreated:
-			created++
+			var p paymentView
+			r.JSON(t, &p)
+			paid[p.ID] = true
 		case http.StatusBadRequest:
 			if msg := r.Errors(t).Errors[0].Message; msg != ErrInProgress.Error() && msg != ErrPaid.Error() {
 				t.Errorf("loser's message %q, want in progress or already paid", msg)
@@ -323,8 +326,11 @@ func TestConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
 			t.Errorf("status %d: %s", r.Status, r.Body)
 		}
 	}
-	if created != 1 {
-		t.Fatalf("%d requests paid, want exactly 1", created)
+	if len(paid) != 1 {
+		t.Fatalf("201 answers name %d payments, want exactly 1", len(paid))
+	}
+	if held, _ := stripe.holds(); held != 1 {
+		t.Fatalf("Stripe authorized %d PaymentIntents, want 1", held)
 	}
 	if charges, _ := stripe.counts(); charges != 1 {
 		t.Fatalf("Stripe charged %d times, want 1", charges)

@@ -1,11 +1,14 @@
-// charge.go: paying an order without ever charging twice: claim the order's payment, charge
-// the claimed attempt at Stripe with its idempotency key, record the result (and payment.created
-// through the outbox), and finish attempts whose request died half-way.
+// charge.go: paying an order without ever charging twice, nor for an order that is not sold:
+// claim the order's payment, authorize the claimed attempt at Stripe with its idempotency key
+// (manual capture: the amount is held, not taken), record the result (and payment.created
+// through the outbox), wait for orders' decision (events.go captures or releases), and finish
+// attempts whose request died half-way.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -22,58 +25,102 @@ type Payer struct {
 	store  Store
 	stripe *Stripe
 	box    *outbox.Outbox
+	wait   time.Duration // outcomeWait: how long a request waits for orders' decision
 }
 
-// errResumedRefused says a taken-over attempt turned out to charge nothing: the caller's own
-// card may be tried next.
-var errResumedRefused = errors.New("the abandoned attempt charged nothing")
+// errResumedRefused says a taken-over attempt turned out to authorize nothing: the caller's
+// own card may be tried next.
+var errResumedRefused = errors.New("the abandoned attempt authorized nothing")
 
-// pay charges order o for user with the PaymentMethod token, unless another request is paying
-// it or has paid it. It returns the succeeded payment or an error for the caller.
+// pay authorizes order o's amount on user's card (the PaymentMethod token), unless another
+// request is paying it or has paid it, then waits for orders' decision. It returns the payment
+// as it then is: succeeded (captured: 201), or still authorized when orders did not decide in
+// time (202); a payment orders rejected comes back as the error saying why (the authorization
+// is released).
 func (p *Payer) pay(ctx context.Context, o Order, userID, token string) (Payment, error) {
-	// Stripe must see the attempt through even when the caller hangs up.
+	// Stripe must see the attempt through even when the caller hangs up; the wait need not.
+	request := ctx
 	ctx = context.WithoutCancel(ctx)
 	// Two rounds: an abandoned attempt may have to be finished before the caller's own one.
 	for range 2 {
-		claimed, resumed, err := p.claim(ctx, o, userID, token)
+		claimed, next, err := p.claim(ctx, o, userID, token)
 		if err != nil {
 			return Payment{}, err
 		}
-		paid, err := p.attempt(ctx, claimed, resumed)
-		if !errors.Is(err, errResumedRefused) {
-			return paid, err
+		if next == stepAwait {
+			return p.await(request, claimed)
 		}
+		authorized, err := p.attempt(ctx, claimed, next == stepResume)
+		if errors.Is(err, errResumedRefused) {
+			continue
+		}
+		if err != nil {
+			return Payment{}, err
+		}
+		return p.await(request, authorized)
 	}
 	return Payment{}, ErrInProgress
 }
 
+// await polls the payment until orders' decision has been carried out (captured, or released)
+// or p.wait has passed; the decision may be carried out by another replica of payments, so the
+// database, not this process, is where it shows.
+func (p *Payer) await(ctx context.Context, pm Payment) (Payment, error) {
+	deadline := time.Now().Add(p.wait)
+	delay := 5 * time.Millisecond
+	for {
+		cur, found, err := p.store.payment(ctx, pm.ID)
+		switch {
+		case err != nil:
+			return Payment{}, err
+		case !found:
+			return Payment{}, fmt.Errorf("payment %s vanished", pm.ID.Hex())
+		case cur.Status == paymentSucceeded:
+			return cur, nil
+		case cur.Status == paymentReleased || cur.Status == paymentRefunded:
+			return Payment{}, releasedError(cur.Reason)
+		case cur.Status != paymentAuthorized || !time.Now().Before(deadline):
+			return cur, nil // authorized: 202, GET /api/payments shows the outcome later
+		}
+		select {
+		case <-ctx.Done():
+			return cur, nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
 // claim makes the caller the only one working on the order's payment. It returns the claimed
-// payment at its new version, and resumed when it is an abandoned attempt (whose token and
-// amount it keeps: Stripe replays an idempotency key only with the same parameters).
-func (p *Payer) claim(ctx context.Context, o Order, userID, token string) (Payment, bool, error) {
+// payment at its new version and the step it takes: stepResume for an abandoned attempt (whose
+// token and amount it keeps: Stripe replays an idempotency key only with the same parameters),
+// stepAwait for an authorized payment (returned as it is: nothing to claim).
+func (p *Payer) claim(ctx context.Context, o Order, userID, token string) (Payment, step, error) {
 	existing, found, err := p.store.paymentOf(ctx, o.ID.Hex())
 	if err != nil {
-		return Payment{}, false, err
+		return Payment{}, 0, err
 	}
 	var current *Payment
 	if found {
 		current = &existing
 	}
 	now := time.Now()
-	next, err := nextStep(o, current, now)
+	next, err := nextStep(o, current, token, now)
 	if err != nil {
-		return Payment{}, false, err
+		return Payment{}, 0, err
 	}
 	switch next {
+	case stepAwait:
+		return existing, next, nil
 	case stepFirstAttempt:
 		claimed := Payment{ID: primitive.NewObjectID(), OrderID: o.ID.Hex(), UserID: userID, Status: paymentPending,
 			Attempt: 1, ClaimedAt: now, Token: token, Amount: int64(o.Price), Currency: currency}
 		if err := p.store.insertPayment(ctx, claimed); store.IsDuplicateKey(err) {
-			return Payment{}, false, ErrInProgress
+			return Payment{}, 0, ErrInProgress
 		} else if err != nil {
-			return Payment{}, false, err
+			return Payment{}, 0, err
 		}
-		return claimed, false, nil
+		return claimed, next, nil
 	case stepNewAttempt:
 		claimed := existing
 		claimed.Status, claimed.Attempt, claimed.ClaimedAt = paymentPending, existing.Attempt+1, now
@@ -81,10 +128,10 @@ func (p *Payer) claim(ctx context.Context, o Order, userID, token string) (Payme
 		err := p.store.updatePayment(ctx, existing, bson.M{"$set": bson.M{"status": claimed.Status,
 			"attempt": claimed.Attempt, "claimedAt": now, "token": token, "amount": claimed.Amount, "currency": currency}})
 		claimed, err = claimedOrBusy(claimed, err)
-		return claimed, false, err
+		return claimed, next, err
 	default: // stepResume
 		claimed, err := p.takeOver(ctx, existing, now)
-		return claimed, true, err
+		return claimed, next, err
 	}
 }
 
@@ -108,39 +155,58 @@ func claimedOrBusy(claimed Payment, err error) (Payment, error) {
 	return claimed, nil
 }
 
-// attempt charges a claimed payment and records what Stripe said. Each record is
+// attempt authorizes a claimed payment and records what Stripe said. Each record is
 // version-checked: when another request took the claim over meanwhile, it replays the same
 // key and records the same answer, so losing that race changes nothing.
 func (p *Payer) attempt(ctx context.Context, claimed Payment, resumed bool) (Payment, error) {
 	stripeCtx, cancel := context.WithTimeout(ctx, chargeTimeout)
-	out := p.stripe.charge(stripeCtx, claimed)
+	out := p.stripe.authorize(stripeCtx, claimed)
 	cancel()
 	log := logging.FromContext(ctx).With("orderId", claimed.OrderID, "attempt", claimed.Attempt)
 
 	switch {
-	case out.paid:
-		paid := claimed
-		paid.Status, paid.StripeID, paid.Amount = paymentSucceeded, out.stripeID, out.amount
-		ev := events.New(events.PaymentCreated{ID: paid.ID.Hex(), OrderID: paid.OrderID, StripeID: paid.StripeID,
-			Amount: paid.Amount, Currency: paid.Currency})
-		update := outbox.Add(ctx, bson.M{"$set": bson.M{"status": paid.Status, "stripeId": paid.StripeID, "amount": paid.Amount}}, ev)
+	case out.authorized:
+		// The amount is held on the card; payment.created asks orders to decide: capture on
+		// order.completed, release on payment.rejected.
+		held := claimed
+		held.Status, held.StripeID, held.Amount = paymentAuthorized, out.stripeID, out.amount
+		ev := events.New(events.PaymentCreated{ID: held.ID.Hex(), OrderID: held.OrderID, StripeID: held.StripeID,
+			Amount: held.Amount, Currency: held.Currency})
+		update := outbox.Add(ctx, bson.M{"$set": bson.M{"status": held.Status, "stripeId": held.StripeID, "amount": held.Amount}}, ev)
 		err := p.store.updatePayment(ctx, claimed, update)
 		if errors.Is(err, store.ErrConflict) {
-			return paid, nil // the request that took over records this same charge
+			return held, nil // the request that took over records this same authorization
 		}
 		if err != nil {
-			// Charged but not recorded: the claim stays pending and is finished later with the same key.
+			// Authorized but not recorded: the claim stays pending and is finished later with the same key.
 			return Payment{}, err
 		}
-		p.box.Deliver(ctx, paymentsCollection, paid.ID, ev)
-		return paid, nil
+		held.Version++
+		p.box.Deliver(ctx, paymentsCollection, held.ID, ev)
+		return held, nil
+
+	case out.refusal != nil && out.permanent:
+		// No card will ever pay this order: record it, and tell orders (payment.refused, in the
+		// same write) so that the order is cancelled and its ticket free at once.
+		ev := events.NewWithID("refused-"+claimed.ID.Hex(), events.PaymentRefused{OrderID: claimed.OrderID,
+			PaymentID: claimed.ID.Hex(), Reason: out.refusal.Error()})
+		update := outbox.Add(ctx, bson.M{"$set": bson.M{"status": paymentRefused, "reason": out.refusal.Error()}}, ev)
+		err := p.store.updatePayment(ctx, claimed, update)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return Payment{}, err
+		}
+		if err == nil {
+			p.box.Deliver(ctx, paymentsCollection, claimed.ID, ev)
+		}
+		log.Infow("payment refused for good", "reason", out.refusal.Error())
+		return Payment{}, out.refusal
 
 	case out.refusal != nil:
 		err := p.store.updatePayment(ctx, claimed, bson.M{"$set": bson.M{"status": paymentDeclined, "stripeId": out.stripeID}})
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return Payment{}, err
 		}
-		log.Infow("charge refused", "reason", out.refusal.Error())
+		log.Infow("authorization refused", "reason", out.refusal.Error())
 		if resumed {
 			return Payment{}, errResumedRefused
 		}

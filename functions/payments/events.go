@@ -1,5 +1,6 @@
 // events.go: the CloudEvent handlers: the order replica (order.created, .cancelled,
-// .completed) and refunds (payment.rejected).
+// .completed), the capture of the payment that completed an order (order.completed), and the
+// release of a payment orders rejected (payment.rejected).
 package main
 
 import (
@@ -49,12 +50,42 @@ func (h *Handlers) orderCancelled(ctx context.Context, e cloudevents.Event) (*cl
 	return nil, h.setStatus(ctx, p.ID, p.Version, events.StatusCancelled)
 }
 
+// orderCompleted updates the replica and captures the payment that completed the order: only
+// now is the buyer's card charged.
 func (h *Handlers) orderCompleted(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
 	p, err := events.Decode[events.OrderCompleted](e)
 	if err != nil {
 		return nil, err
 	}
+	if err := h.capture(ctx, p.ID, p.PaymentID); err != nil {
+		return nil, err
+	}
 	return nil, h.setStatus(ctx, p.ID, p.Version, events.StatusComplete)
+}
+
+// capture takes the authorized amount of payment paymentID of order orderID and records it
+// succeeded. A repeat, or a payment that is not authorized (captured already, or not this
+// function's), does nothing; Stripe unreachable is retried (503) with the same key.
+func (h *Handlers) capture(ctx context.Context, orderID, paymentID string) error {
+	id, _ := store.ParseID(paymentID)
+	pm, found, err := h.store.payment(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case !found || pm.OrderID != orderID || pm.Status != paymentAuthorized:
+		return nil
+	}
+	stripeCtx, cancel := context.WithTimeout(ctx, chargeTimeout)
+	err = h.stripe.capture(stripeCtx, pm)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("capture %s: %w", pm.StripeID, err)
+	}
+	err = h.store.updatePayment(ctx, pm, bson.M{"$set": bson.M{"status": paymentSucceeded}})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // a parallel delivery recorded the same capture (same key)
+	}
+	return err
 }
 
 // setStatus applies an order's status change of the given version to the replica, in order:
@@ -76,8 +107,9 @@ func (h *Handlers) setStatus(ctx context.Context, orderID string, version int64,
 	return h.store.setOrderStatus(ctx, o, status)
 }
 
-// paymentRejected refunds a payment whose order could no longer be paid. Stripe's idempotency
-// key and the payment's status make every repeat of the event refund nothing more.
+// paymentRejected releases the authorization of a payment whose order could no longer take it
+// (the buyer is charged nothing), or refunds it had it been captured. Stripe's idempotency keys
+// and the payment's status make every repeat of the event change nothing more.
 func (h *Handlers) paymentRejected(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
 	p, err := events.Decode[events.PaymentRejected](e)
 	if err != nil {
@@ -88,20 +120,34 @@ func (h *Handlers) paymentRejected(ctx context.Context, e cloudevents.Event) (*c
 	switch {
 	case err != nil:
 		return nil, err
-	case !found || pm.OrderID != p.OrderID || pm.Status != paymentSucceeded:
-		// Refunded already, or nothing this function charged: nothing to give back.
-		logging.FromContext(ctx).Infow("nothing to refund", "paymentId", p.PaymentID, "orderId", p.OrderID, "found", found, "status", pm.Status)
+	case !found || pm.OrderID != p.OrderID || pm.Status != paymentAuthorized && pm.Status != paymentSucceeded:
+		// Released or refunded already, or nothing this function holds: nothing to give back.
+		logging.FromContext(ctx).Infow("nothing to release", "paymentId", p.PaymentID, "orderId", p.OrderID, "found", found, "status", pm.Status)
 		return nil, nil
 	}
+	reason := p.Reason
+	if reason == "" {
+		reason = events.RejectedCancelled
+	}
 	stripeCtx, cancel := context.WithTimeout(ctx, chargeTimeout)
-	refundID, err := h.stripe.refund(stripeCtx, pm)
+	var refundID string
+	refunded := pm.Status == paymentSucceeded
+	if refunded {
+		refundID, err = h.stripe.refund(stripeCtx, pm)
+	} else {
+		refundID, refunded, err = h.stripe.release(stripeCtx, pm)
+	}
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("refund %s: %w", pm.StripeID, err)
+		return nil, fmt.Errorf("release %s: %w", pm.StripeID, err)
 	}
-	err = h.store.updatePayment(ctx, pm, bson.M{"$set": bson.M{"status": paymentRefunded, "refundId": refundID}})
+	set := bson.M{"status": paymentReleased, "reason": reason}
+	if refunded {
+		set = bson.M{"status": paymentRefunded, "refundId": refundID, "reason": reason}
+	}
+	err = h.store.updatePayment(ctx, pm, bson.M{"$set": set})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, nil // a parallel delivery recorded the same refund (same key)
+		return nil, nil // a parallel delivery recorded the same release (same key)
 	}
 	return nil, err
 }

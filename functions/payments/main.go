@@ -47,14 +47,16 @@ func main() {
 		session.New(jwtKey, jwtTTL, cookieSecure),
 		NewStripe(stripeKey, stripeBase, stripeRetries, stripeLog),
 		pub,
+		outcomeWait,
 	))
 }
 
 // newFunction wires the payments function; main and the tests both build it here.
-func newFunction(db *store.DB, sessions *session.Manager, stripe *Stripe, pub outbox.Publisher) runtime.Function {
+// wait is how long a payment request waits for orders' decision (outcomeWait).
+func newFunction(db *store.DB, sessions *session.Manager, stripe *Stripe, pub outbox.Publisher, wait time.Duration) runtime.Function {
 	st := Store{db: db}
 	box := outbox.New(pub, db, paymentsCollection)
-	payer := &Payer{store: st, stripe: stripe, box: box}
+	payer := &Payer{store: st, stripe: stripe, box: box, wait: wait}
 	api := &API{store: st, payer: payer}
 	handlers := &Handlers{store: st, stripe: stripe}
 	return runtime.Function{

@@ -3,12 +3,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/stripe/stripe-go/v76"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
@@ -25,20 +29,102 @@ type harness struct {
 	sink     *testenv.Sink
 	sessions *session.Manager
 	fn       runtime.Function
+	manual   atomic.Bool // true: the test answers payment.created itself (orders stays silent)
 }
 
+// testWait is how long a payment request waits for orders' decision in tests (outcomeWait in
+// production): long enough for the harness's orders to answer on a loaded machine.
+const testWait = 10 * time.Second
+
 // newHarness serves the payments function against the Stripe at stripeBase. stripe-go's own
-// retries are off so that each test sees exactly the exchanges it arranges.
+// retries are off so that each test sees exactly the exchanges it arranges. Unless the test
+// sets manual, the harness plays orders: it answers each payment.created as orders decides it
+// (order.completed while the replica's order is created and not expired, else payment.rejected
+// with the reason), so a payment request gets its outcome.
 func newHarness(t testing.TB, stripeBase string) *harness {
 	db := testenv.Store(t, "payments", setupDB)
 	sink := testenv.NewSink(t)
 	sessions := testenv.Sessions()
-	fn := newFunction(db, sessions, quietStripe(stripeBase), sink.Publisher(t))
+	fn := newFunction(db, sessions, quietStripe(stripeBase), sink.Publisher(t), testWait)
 	// The sweep runs when a test calls fn.Background, not behind the test's back after a request.
 	served := fn
 	served.Background = nil
 	srv := testenv.Serve(t, served)
-	return &harness{URL: srv.URL, store: Store{db: db}, sink: sink, sessions: sessions, fn: fn}
+	h := &harness{URL: srv.URL, store: Store{db: db}, sink: sink, sessions: sessions, fn: fn}
+	h.playOrders(t)
+	return h
+}
+
+// playOrders answers payment.created events as orders would, until the test ends (its cleanup
+// runs before the servers close).
+func (h *harness) playOrders(t testing.TB) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		answered := map[string]bool{}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if h.manual.Load() {
+				continue
+			}
+			for _, e := range h.sink.Events(events.TypePaymentCreated) {
+				if answered[e.ID()] {
+					continue
+				}
+				answered[e.ID()] = true
+				p, err := events.Decode[events.PaymentCreated](e)
+				if err != nil {
+					t.Errorf("payment.created: %v", err)
+					continue
+				}
+				if err := h.deliver(h.decide(p)); err != nil {
+					t.Errorf("answering payment.created: %v", err)
+				}
+			}
+		}
+	}()
+}
+
+// decide is orders' answer to payment p, from the replica (which follows orders).
+func (h *harness) decide(p events.PaymentCreated) cloudevents.Event {
+	id, _ := store.ParseID(p.OrderID)
+	o, found, _ := h.store.order(context.Background(), id)
+	switch {
+	case found && o.Status == events.StatusCreated && time.Now().Before(o.ExpiresAt):
+		return events.New(events.OrderCompleted{ID: p.OrderID, Version: o.Version + 1, UserID: o.UserID,
+			UserEmail: "buyer@example.com", Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex(), Title: "t", Price: o.Price},
+			PaymentID: p.ID})
+	case found && o.Status == events.StatusCreated:
+		return events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID, Reason: events.RejectedExpired})
+	case found && o.Status == events.StatusComplete:
+		return events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID, Reason: events.RejectedPaid})
+	}
+	return events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID, Reason: events.RejectedCancelled})
+}
+
+// deliver posts e to the function (binary mode) from any goroutine and checks it was taken.
+func (h *harness) deliver(e cloudevents.Event) error {
+	req, err := http.NewRequest(http.MethodPost, h.URL, nil)
+	if err != nil {
+		return err
+	}
+	if err := cehttp.WriteRequest(binding.WithForceBinary(context.Background()), binding.ToMessage(&e), req); err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s answered %d", e.Type(), resp.StatusCode)
+	}
+	return nil
 }
 
 // quietStripe is a Stripe client that does not log.
@@ -93,6 +179,25 @@ func (h *harness) paymentOf(t testing.TB, orderID string) Payment {
 		t.Fatalf("payment of order %s: found %v, err %v", orderID, found, err)
 	}
 	return p
+}
+
+// waitStatus waits up to 10 s until the order's payment has the status.
+func (h *harness) waitStatus(t testing.TB, orderID, status string) Payment {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, found, err := h.store.paymentOf(testenv.Context(t), orderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found && p.Status == status {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s: payment %+v (found %v) after 10 s, want status %s", orderID, p, found, status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // replica reads the order replica.

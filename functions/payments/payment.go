@@ -26,12 +26,19 @@ type Order struct {
 
 // Payment statuses. A payment document is also the claim on its order (one per order, a
 // unique index on orderId): pending while one request talks to Stripe, declined when that
-// attempt charged nothing (the next request may try again with another card).
+// attempt holds nothing (the next request may try again with another card), refused when no
+// card can ever pay it (the order is cancelled: payment.refused). An authorized payment holds
+// the amount on the card until orders decides: succeeded once captured (order.completed),
+// released once its authorization is cancelled (payment.rejected), refunded for a payment
+// captured before it was rejected (payments made before manual capture).
 const (
-	paymentPending   = "pending"
-	paymentDeclined  = "declined"
-	paymentSucceeded = "succeeded"
-	paymentRefunded  = "refunded"
+	paymentPending    = "pending"
+	paymentDeclined   = "declined"
+	paymentRefused    = "refused"
+	paymentAuthorized = "authorized"
+	paymentSucceeded  = "succeeded"
+	paymentReleased   = "released"
+	paymentRefunded   = "refunded"
 )
 
 // currency is the one currency tickit sells in.
@@ -39,9 +46,14 @@ const currency = "usd"
 
 // chargeTimeout bounds one attempt at Stripe, retries included. staleAfter is longer, so a
 // pending claim older than that belongs to a request that died: it may be taken over.
+// outcomeWait bounds how long POST /api/payments waits, after the authorization, for orders'
+// decision (capture or release); past it the answer is 202 with status authorized and
+// GET /api/payments shows the outcome later. It stays well inside the Service's 30 s timeout
+// with a Stripe exchange before it.
 const (
 	chargeTimeout = 30 * time.Second
 	staleAfter    = time.Minute
+	outcomeWait   = 10 * time.Second
 )
 
 // Payment is the order's payment: the claim, then the charge and its refund.
@@ -58,6 +70,9 @@ type Payment struct {
 	Currency  string             `bson:"currency"`
 	StripeID  string             `bson:"stripeId,omitempty"`
 	RefundID  string             `bson:"refundId,omitempty"`
+	// Reason says why a payment was released or refunded (an events.Rejected* reason) or
+	// refused (the message the buyer was given).
+	Reason string `bson:"reason,omitempty"`
 }
 
 // Errors the API answers with.
@@ -71,7 +86,23 @@ var (
 		"This card needs the cardholder's authentication (3-D Secure), which this checkout cannot do: use another card")
 	ErrStripeDown = httpapi.NewError(http.StatusServiceUnavailable,
 		"The payment provider cannot be reached right now: please try again in a minute (you will not be charged twice)")
+	// The answers to a payment that lost to a cancel or to the window's end: the card was
+	// authorized, and the authorization released.
+	ErrReleasedCancelled = httpapi.BadRequest("Order has been cancelled: your card was not charged (its authorization is released)")
+	ErrReleasedExpired   = httpapi.BadRequest("Order has expired: your card was not charged (its authorization is released)")
+	ErrReleasedPaid      = httpapi.BadRequest("Order has already been paid: your card was not charged (its authorization is released)")
 )
+
+// releasedError is the answer to a payment released for reason (an events.Rejected* reason).
+func releasedError(reason string) error {
+	switch reason {
+	case events.RejectedExpired:
+		return ErrReleasedExpired
+	case events.RejectedPaid:
+		return ErrReleasedPaid
+	}
+	return ErrReleasedCancelled
+}
 
 // errReplicaBehind says an order event arrived before the ones it builds on: the Broker
 // delivers it again later.
@@ -84,16 +115,27 @@ const (
 	stepFirstAttempt step = iota // no payment yet: insert the claim
 	stepNewAttempt               // the last attempt was declined: claim attempt+1
 	stepResume                   // a pending attempt was abandoned: finish it with its own key
+	stepAwait                    // the order's payment is authorized: wait for orders' decision
 )
 
-// nextStep decides what a request paying order o may do at now, given the order's payment
-// (nil when there is none yet). Paid beats cancelled beats expired, so the message is the
-// most useful one.
-func nextStep(o Order, p *Payment, now time.Time) (step, error) {
+// nextStep decides what a request paying order o with token may do at now, given the order's
+// payment (nil when there is none yet). An authorized payment is awaited by a request with its
+// token (the buyer asking again after a 202), whatever the replica says: orders decides its
+// fate; a request with another card is told a payment is in progress. Otherwise paid beats
+// refused beats cancelled beats expired, so the message is the most useful one.
+func nextStep(o Order, p *Payment, token string, now time.Time) (step, error) {
 	switch {
+	case p != nil && p.Status == paymentAuthorized && p.Token == token:
+		return stepAwait, nil
+	case p != nil && p.Status == paymentAuthorized:
+		return 0, ErrInProgress
 	case o.Status == events.StatusComplete || p != nil && p.Status == paymentSucceeded:
 		return 0, ErrPaid
-	case o.Status == events.StatusCancelled || p != nil && p.Status == paymentRefunded:
+	case p != nil && p.Status == paymentRefused:
+		return 0, httpapi.BadRequest(p.Reason)
+	case p != nil && (p.Status == paymentReleased || p.Status == paymentRefunded):
+		return 0, releasedError(p.Reason)
+	case o.Status == events.StatusCancelled:
 		return 0, ErrCancelled
 	case !now.Before(o.ExpiresAt):
 		return 0, ErrExpired
@@ -128,3 +170,8 @@ func chargeKey(orderID string, attempt int64) string {
 
 // refundKey is the Stripe idempotency key of a payment's refund: one refund per payment.
 func refundKey(paymentID string) string { return "tickit-refund-" + paymentID }
+
+// captureKey and releaseKey are the idempotency keys of a payment's capture and of its release
+// (cancelling the PaymentIntent): one of each per payment.
+func captureKey(paymentID string) string { return "tickit-capture-" + paymentID }
+func releaseKey(paymentID string) string { return "tickit-release-" + paymentID }

@@ -14,7 +14,12 @@ func TestNextStep(t *testing.T) {
 	open := Order{Status: events.StatusCreated, ExpiresAt: now.Add(time.Minute)}
 	with := func(o Order, change func(*Order)) Order { change(&o); return o }
 	payment := func(status string, claimedAgo time.Duration) *Payment {
-		return &Payment{Status: status, ClaimedAt: now.Add(-claimedAgo)}
+		return &Payment{Status: status, ClaimedAt: now.Add(-claimedAgo), Token: pmVisa}
+	}
+	released := func(status, reason string) *Payment {
+		p := payment(status, 0)
+		p.Reason = reason
+		return p
 	}
 	cases := []struct {
 		name    string
@@ -28,16 +33,32 @@ func TestNextStep(t *testing.T) {
 		{"pending, fresh", open, payment(paymentPending, staleAfter-time.Second), 0, ErrInProgress},
 		{"pending, abandoned", open, payment(paymentPending, staleAfter), stepResume, nil},
 		{"succeeded", open, payment(paymentSucceeded, 0), 0, ErrPaid},
-		{"refunded", open, payment(paymentRefunded, 0), 0, ErrCancelled},
+		{"refunded", open, payment(paymentRefunded, 0), 0, ErrReleasedCancelled},
+		{"authorized: the same card waits for the outcome", open, payment(paymentAuthorized, 0), stepAwait, nil},
+		{"authorized, expired or cancelled meanwhile: orders decides, so wait", with(open, func(o *Order) { o.Status = events.StatusCancelled }), payment(paymentAuthorized, 0), stepAwait, nil},
+		{"released as cancelled", open, released(paymentReleased, events.RejectedCancelled), 0, ErrReleasedCancelled},
+		{"released as expired", open, released(paymentReleased, events.RejectedExpired), 0, ErrReleasedExpired},
+		{"released, another payment won", open, released(paymentReleased, events.RejectedPaid), 0, ErrReleasedPaid},
 		{"complete", with(open, func(o *Order) { o.Status = events.StatusComplete }), nil, 0, ErrPaid},
 		{"cancelled", with(open, func(o *Order) { o.Status = events.StatusCancelled }), nil, 0, ErrCancelled},
 		{"expires now", with(open, func(o *Order) { o.ExpiresAt = now }), nil, 0, ErrExpired},
 		{"expired and paid says paid", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentSucceeded, 0), 0, ErrPaid},
 		{"expired with a fresh claim says expired", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentPending, 0), 0, ErrExpired},
 	}
+	t.Run("authorized: another card is told a payment is in progress", func(t *testing.T) {
+		if got, err := nextStep(open, payment(paymentAuthorized, 0), pmMastercard, now); got != 0 || !errors.Is(err, ErrInProgress) {
+			t.Fatalf("nextStep = %v, %v; want in progress", got, err)
+		}
+	})
+	t.Run("refused: the refusal's message, for good", func(t *testing.T) {
+		_, err := nextStep(open, released(paymentRefused, "no card pays this"), pmVisa, now)
+		if err == nil || err.Error() != "no card pays this" {
+			t.Fatalf("nextStep error %v, want the refusal", err)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := nextStep(c.order, c.payment, now)
+			got, err := nextStep(c.order, c.payment, pmVisa, now)
 			if got != c.step || !errors.Is(err, c.err) {
 				t.Fatalf("nextStep = %v, %v; want %v, %v", got, err, c.step, c.err)
 			}
@@ -69,7 +90,8 @@ func TestIdempotencyKeysNameTheOrderAttemptAndPayment(t *testing.T) {
 	if chargeKey(order, 1) == chargeKey("65a1b2c3d4e5f60718293a4d", 1) {
 		t.Fatal("two orders share a charge key")
 	}
-	if refundKey(order) == chargeKey(order, 1) {
-		t.Fatal("a refund key equals a charge key")
+	keys := map[string]bool{refundKey(order): true, chargeKey(order, 1): true, captureKey(order): true, releaseKey(order): true}
+	if len(keys) != 4 {
+		t.Fatalf("refund, charge, capture and release keys collide: %v", keys)
 	}
 }

@@ -1,5 +1,7 @@
 // standin_test.go: a small Stripe stand-in for what stripe-mock cannot show: declines,
-// requires_action, a network failure, and idempotency keys replayed the way Stripe does.
+// requires_action, Stripe's amount limits, a network failure, idempotency keys replayed the way
+// Stripe does, and the PaymentIntent's states through authorization, capture and cancel
+// (stripe-mock is stateless: every PaymentIntent comes back in its fixture's status).
 package main
 
 import (
@@ -7,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,15 +25,19 @@ const (
 	pmMissing          = "pm_does_not_exist"
 )
 
-// standIn answers /v1/payment_intents and /v1/refunds like Stripe: same idempotency key and
-// same parameters replay the first answer, other parameters get an idempotency_error.
+// standIn answers /v1/payment_intents (create, capture, cancel) and /v1/refunds like Stripe:
+// same idempotency key and same parameters replay the first answer, other parameters get an
+// idempotency_error.
 type standIn struct {
 	URL string
 
 	mu       sync.Mutex
 	mode     string // "" answer; "down" drop the connection unanswered; "lose-answer" process, then drop
 	replies  map[string]standInReply
-	charges  []map[string]string // the form of every new charge that succeeded
+	held     []map[string]string // the form of every PaymentIntent that authorized (or paid) a card
+	intents  map[string]string   // PaymentIntent id -> status
+	captures int
+	releases int
 	refunds  int
 	refunded map[string]bool // PaymentIntent ids
 	requests int
@@ -43,7 +50,7 @@ type standInReply struct {
 }
 
 func newStandIn(t testing.TB) *standIn {
-	s := &standIn{replies: map[string]standInReply{}, refunded: map[string]bool{}}
+	s := &standIn{replies: map[string]standInReply{}, refunded: map[string]bool{}, intents: map[string]string{}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
@@ -52,11 +59,18 @@ func newStandIn(t testing.TB) *standIn {
 
 func (s *standIn) setMode(m string) { s.mu.Lock(); s.mode = m; s.mu.Unlock() }
 
-// counts returns the successful charges and refunds so far.
+// counts returns the charges (captured PaymentIntents: money taken) and refunds so far.
 func (s *standIn) counts() (charges, refunds int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.charges), s.refunds
+	return s.captures, s.refunds
+}
+
+// holds returns how many PaymentIntents authorized a card, and how many of them were released.
+func (s *standIn) holds() (authorized, released int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held), s.releases
 }
 
 func (s *standIn) requestCount() int {
@@ -112,9 +126,16 @@ func (s *standIn) handle(r *http.Request) (int, []byte) {
 		if f.Get("amount") == "" || f.Get("currency") == "" || f.Get("confirm") != "true" {
 			return http.StatusBadRequest, stripeError("invalid_request_error", "parameter_missing", "Missing amount, currency or confirm", "")
 		}
-		pi := map[string]any{"id": fmt.Sprintf("pi_standin_%d", s.requests), "object": "payment_intent",
+		// Stripe's usd limits (its API description of amount).
+		if amount, _ := strconv.ParseInt(f.Get("amount"), 10, 64); amount > 99_999_999 {
+			return http.StatusBadRequest, stripeError("invalid_request_error", "amount_too_large", "Amount must be no more than $999,999.99", "amount")
+		} else if amount < 50 {
+			return http.StatusBadRequest, stripeError("invalid_request_error", "amount_too_small", "Amount must be at least $0.50 usd", "amount")
+		}
+		id := fmt.Sprintf("pi_standin_%d", s.requests)
+		pi := map[string]any{"id": id, "object": "payment_intent",
 			"amount": json.Number(f.Get("amount")), "currency": f.Get("currency"), "payment_method": f.Get("payment_method"),
-			"metadata": map[string]string{"orderId": f.Get("metadata[orderId]")}}
+			"capture_method": f.Get("capture_method"), "metadata": map[string]string{"orderId": f.Get("metadata[orderId]")}}
 		switch f.Get("payment_method") {
 		case pmDeclined:
 			return http.StatusPaymentRequired, stripeError("card_error", "card_declined", "Your card was declined.", "")
@@ -127,13 +148,47 @@ func (s *standIn) handle(r *http.Request) (int, []byte) {
 			pi["status"], pi["next_action"] = "requires_action", map[string]string{"type": "use_stripe_sdk"}
 		default:
 			pi["status"] = "succeeded"
-			charge := map[string]string{}
-			for k := range f {
-				charge[k] = f.Get(k)
+			if f.Get("capture_method") == "manual" {
+				pi["status"] = "requires_capture"
+			} else {
+				s.captures++
 			}
-			s.charges = append(s.charges, charge)
+			s.intents[id] = pi["status"].(string)
+			form := map[string]string{}
+			for k := range f {
+				form[k] = f.Get(k)
+			}
+			s.held = append(s.held, form)
 		}
 		b, _ := json.Marshal(pi)
+		return http.StatusOK, b
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/payment_intents/"):
+		id, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v1/payment_intents/"), "/")
+		status, ok := s.intents[id]
+		want, next := map[string][2]string{"capture": {"requires_capture", "succeeded"}, "cancel": {"requires_capture", "canceled"}}[action], ""
+		switch {
+		case !ok:
+			return http.StatusNotFound, stripeError("invalid_request_error", "resource_missing", "No such payment_intent: '"+id+"'", "intent")
+		case want[0] == "":
+			break
+		case status != want[0]:
+			b, _ := json.Marshal(map[string]any{"error": map[string]any{"type": "invalid_request_error",
+				"code": "payment_intent_unexpected_state", "message": "This PaymentIntent's status is " + status,
+				"payment_intent": map[string]any{"id": id, "object": "payment_intent", "status": status}}})
+			return http.StatusBadRequest, b
+		default:
+			next = want[1]
+		}
+		if next == "" {
+			return http.StatusNotFound, stripeError("invalid_request_error", "", "Unrecognized request URL", "")
+		}
+		s.intents[id] = next
+		if action == "capture" {
+			s.captures++
+		} else {
+			s.releases++
+		}
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "payment_intent", "status": next})
 		return http.StatusOK, b
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/refunds":
 		pi := f.Get("payment_intent")

@@ -108,9 +108,11 @@ func (s Store) updatePayment(ctx context.Context, p Payment, update bson.M) erro
 	return store.UpdateVersion(ctx, c, p.ID, p.Version, update)
 }
 
-// paymentsOf returns a user's payments that charged money, newest first.
+// paymentsOf returns a user's payments that touched the card, newest first: authorized (held,
+// orders deciding), succeeded (captured), released (held, then let go), refunded.
 func (s Store) paymentsOf(ctx context.Context, userID string) ([]Payment, error) {
-	return s.findPayments(ctx, bson.M{"userId": userID, "status": bson.M{"$in": bson.A{paymentSucceeded, paymentRefunded}}})
+	return s.findPayments(ctx, bson.M{"userId": userID,
+		"status": bson.M{"$in": bson.A{paymentAuthorized, paymentSucceeded, paymentReleased, paymentRefunded}}})
 }
 
 // abandoned returns pending claims last claimed before the given time.

@@ -1,7 +1,8 @@
 // stripemock_test.go: the paths stripe-mock can show, against stripe-mock, which validates every
 // request against Stripe's API description. testdata/stripe-fixtures.json makes a confirmed
-// PaymentIntent come back succeeded. One stripe-mock serves the whole group (it takes seconds
-// to start).
+// PaymentIntent come back requires_capture (authorized, capture_method manual); capture and
+// cancel answer 200 (stripe-mock is stateless: its PaymentIntent keeps the fixture's status).
+// One stripe-mock serves the whole group (it takes seconds to start).
 package main
 
 import (
@@ -20,7 +21,7 @@ const stripeFixtures = "testdata/stripe-fixtures.json"
 func TestAgainstStripeMock(t *testing.T) {
 	base := testenv.StripeMock(t, stripeFixtures)
 
-	t.Run("a confirmed PaymentIntent succeeds, is stored and publishes payment.created", func(t *testing.T) {
+	t.Run("a confirmed PaymentIntent is authorized, publishes payment.created, and is captured on order.completed", func(t *testing.T) {
 		// Arrange
 		h := newHarness(t, base)
 		buyer := h.user(t)
@@ -52,7 +53,7 @@ func TestAgainstStripeMock(t *testing.T) {
 		buyer := h.user(t)
 		// Literals whose float product with 100 is not the integer: 19.99*100 = 1998.9999999999998.
 		for price, cents := range map[string]int64{"19.99": 1999, "0.57": 57, "1.15": 115, "4.35": 435,
-			"0.3": 30, "19.990": 1999, "1e2": 10000, "1000000": 100000000} {
+			"0.5": 50, "19.990": 1999, "1e2": 10000, "999999.99": 99999999} {
 			orderID := h.order(t, buyer, price, time.Hour)
 			r := h.pay(t, buyer, orderID, pmVisa)
 			expectStatus(t, r, http.StatusCreated)
@@ -65,24 +66,74 @@ func TestAgainstStripeMock(t *testing.T) {
 		}
 	})
 
-	t.Run("payment.rejected refunds the payment through Stripe", func(t *testing.T) {
+	t.Run("a payment that loses to a cancel is released through Stripe: 400, nothing charged", func(t *testing.T) {
 		h := newHarness(t, base)
+		h.manual.Store(true) // this test answers as orders
 		buyer := h.user(t)
 		orderID := h.order(t, buyer, "25", time.Hour)
-		var paid paymentView
-		r := h.pay(t, buyer, orderID, pmVisa)
-		expectStatus(t, r, http.StatusCreated)
-		r.JSON(t, &paid)
 
-		status := h.send(t, events.New(events.PaymentRejected{OrderID: orderID, PaymentID: paid.ID}))
+		answer := make(chan testenv.Response, 1)
+		go func() { answer <- h.pay(t, buyer, orderID, pmVisa) }()
+		held := paymentCreated(t, h.sink.WaitFor(t, events.TypePaymentCreated, 1)[0])
+		status := h.send(t, events.New(events.PaymentRejected{OrderID: orderID, PaymentID: held.ID, Reason: events.RejectedCancelled}))
 
 		if status != http.StatusAccepted {
 			t.Fatalf("payment.rejected answered %d, want 202", status)
 		}
-		if p := h.paymentOf(t, orderID); p.Status != paymentRefunded || !strings.HasPrefix(p.RefundID, "re_") {
-			t.Fatalf("payment after the refund: %+v", p)
+		r := receive(t, answer)
+		if msg := expectStatus(t, r, http.StatusBadRequest); msg != ErrReleasedCancelled.Error() {
+			t.Fatalf("message %q, want %q", msg, ErrReleasedCancelled.Error())
+		}
+		if p := h.paymentOf(t, orderID); p.Status != paymentReleased || p.Reason != events.RejectedCancelled {
+			t.Fatalf("payment after the release: %+v", p)
 		}
 	})
+
+	t.Run("a price Stripe never charges is refused for good: 400, payment.refused, nothing sent to Stripe", func(t *testing.T) {
+		h := newHarness(t, base)
+		buyer := h.user(t)
+		for _, price := range []string{"1000000", "0.49"} {
+			orderID := h.order(t, buyer, price, time.Hour)
+
+			r := h.pay(t, buyer, orderID, pmVisa)
+
+			msg := expectStatus(t, r, http.StatusBadRequest)
+			if !strings.Contains(msg, "cannot be paid") {
+				t.Fatalf("price %s: message %q, want it to say the price cannot be paid", price, msg)
+			}
+			if p := h.paymentOf(t, orderID); p.Status != paymentRefused || p.StripeID != "" {
+				t.Fatalf("price %s: payment %+v, want refused without a PaymentIntent", price, p)
+			}
+			var refused *events.PaymentRefused
+			for _, e := range h.sink.WaitFor(t, events.TypePaymentRefused, 1) {
+				if p, err := events.Decode[events.PaymentRefused](e); err == nil && p.OrderID == orderID {
+					refused = &p
+				}
+			}
+			if refused == nil || refused.Reason != msg {
+				t.Fatalf("price %s: payment.refused %+v, want one for the order with the buyer's message", price, refused)
+			}
+			// Asking again gets the same refusal, and still nothing reaches Stripe.
+			if again := expectStatus(t, h.pay(t, buyer, orderID, pmMastercard), http.StatusBadRequest); again != msg {
+				t.Fatalf("price %s: second answer %q, want %q", price, again, msg)
+			}
+		}
+		if n := len(h.sink.Events(events.TypePaymentCreated)); n != 0 {
+			t.Fatalf("%d payment.created events for prices Stripe refuses", n)
+		}
+	})
+}
+
+// receive waits up to 20 s for the answer of a request made on another goroutine.
+func receive(t *testing.T, answer <-chan testenv.Response) testenv.Response {
+	t.Helper()
+	select {
+	case r := <-answer:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer to the payment request within 20 s")
+		return testenv.Response{}
+	}
 }
 
 // BenchmarkPayAgainstStripeMock measures whole payments (replica lookup, claim, PaymentIntent at
