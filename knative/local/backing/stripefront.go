@@ -41,21 +41,43 @@ var testCards = map[string]testCard{
 
 type testCardKey struct{}
 
-// stripeFront forwards everything to stripe-mock, except that a confirmed PaymentIntent
-// created with one of testCards gets Stripe's answer for that card. stripe-mock still sees
-// (and validates) the request: its PaymentIntent becomes the one in Stripe's answer, and
-// its own refusal of a bad request stands.
+// statusKey carries the status a capture or cancel leaves its PaymentIntent in: stripe-mock is
+// stateless and answers every PaymentIntent in its fixture's status (requires_capture).
+type statusKey struct{}
+
+// stripeFront forwards everything to stripe-mock, except what stripe-mock cannot show:
+//   - a confirmed PaymentIntent created with one of testCards gets Stripe's answer for that
+//     card; stripe-mock still sees (and validates) the request: its PaymentIntent becomes the
+//     one in Stripe's answer, and its own refusal of a bad request stands;
+//   - an amount outside what Stripe charges in usd (50 to 99,999,999 cents, Stripe's API
+//     description of amount) is refused as Stripe refuses it, 400 amount_too_small/large;
+//   - a capture answers the PaymentIntent succeeded, a cancel answers it canceled.
 func stripeFront(mock *url.URL) http.Handler {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(mock)
-			if _, ok := r.In.Context().Value(testCardKey{}).(testCard); ok {
+			_, card := r.In.Context().Value(testCardKey{}).(testCard)
+			_, status := r.In.Context().Value(statusKey{}).(string)
+			if card || status {
 				r.Out.Header.Del("Accept-Encoding") // the answer is rewritten: plain JSON
 			}
 		},
-		ModifyResponse: answerTestCard,
+		ModifyResponse: func(resp *http.Response) error {
+			if status, ok := resp.Request.Context().Value(statusKey{}).(string); ok && resp.StatusCode == http.StatusOK {
+				return rewrite(resp, func(pi map[string]any) any { pi["status"] = status; return pi })
+			}
+			return answerTestCard(resp)
+		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/payment_intents/") {
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/capture"):
+				r = r.WithContext(context.WithValue(r.Context(), statusKey{}, "succeeded"))
+			case strings.HasSuffix(r.URL.Path, "/cancel"):
+				r = r.WithContext(context.WithValue(r.Context(), statusKey{}, "canceled"))
+			}
+		}
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/payment_intents" {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 			if err != nil {
@@ -64,6 +86,12 @@ func stripeFront(mock *url.URL) http.Handler {
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			form, _ := url.ParseQuery(string(body))
+			if refusal := amountRefusal(form); refusal != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(map[string]any{"error": refusal})
+				return
+			}
 			if card, ok := testCards[form.Get("payment_method")]; ok && form.Get("confirm") == "true" {
 				r = r.WithContext(context.WithValue(r.Context(), testCardKey{}, card))
 			}
@@ -72,22 +100,58 @@ func stripeFront(mock *url.URL) http.Handler {
 	})
 }
 
+// amountRefusal is Stripe's error for a usd amount it does not charge, nil for any other form.
+func amountRefusal(form url.Values) map[string]any {
+	amount, err := strconv.ParseInt(form.Get("amount"), 10, 64)
+	if err != nil || form.Get("currency") != "usd" {
+		return nil
+	}
+	refusal := func(code, message string) map[string]any {
+		return map[string]any{"type": "invalid_request_error", "code": code, "param": "amount", "message": message,
+			"doc_url": "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(code, "_", "-")}
+	}
+	switch {
+	case amount > 99_999_999:
+		return refusal("amount_too_large", "Amount must be no more than $999,999.99")
+	case amount < 50:
+		return refusal("amount_too_small", "Amount must be at least $0.50 usd")
+	}
+	return nil
+}
+
+// rewrite replaces a JSON answer by change(its object).
+func rewrite(resp *http.Response, change func(map[string]any) any) error {
+	var obj map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&obj); err != nil {
+		return err
+	}
+	resp.Body.Close()
+	body, err := json.Marshal(change(obj))
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
 // answerTestCard turns stripe-mock's PaymentIntent into Stripe's answer for the test card.
 func answerTestCard(resp *http.Response) error {
 	card, ok := resp.Request.Context().Value(testCardKey{}).(testCard)
 	if !ok || resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	var pi map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&pi); err != nil {
-		return err
+	if !card.authenticate {
+		resp.StatusCode, resp.Status = http.StatusPaymentRequired, "402 Payment Required"
 	}
-	resp.Body.Close()
-	var answer any = pi
-	if card.authenticate {
-		pi["status"] = "requires_action"
-		pi["next_action"] = map[string]any{"type": "use_stripe_sdk", "use_stripe_sdk": map[string]any{"type": "three_d_secure_redirect"}}
-	} else {
+	return rewrite(resp, func(pi map[string]any) any {
+		if card.authenticate {
+			pi["status"] = "requires_action"
+			pi["next_action"] = map[string]any{"type": "use_stripe_sdk", "use_stripe_sdk": map[string]any{"type": "three_d_secure_redirect"}}
+			return pi
+		}
 		stripeErr := map[string]any{
 			"type": "card_error", "code": card.code, "decline_code": card.declineCode, "message": card.message,
 			"doc_url": "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(card.code, "_", "-"),
@@ -102,16 +166,6 @@ func answerTestCard(resp *http.Response) error {
 		pi["last_payment_error"] = stripeErr
 		outer := maps.Clone(stripeErr)
 		outer["payment_intent"] = pi
-		answer = map[string]any{"error": outer}
-		resp.StatusCode, resp.Status = http.StatusPaymentRequired, "402 Payment Required"
-	}
-	body, err := json.Marshal(answer)
-	if err != nil {
-		return err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.Header.Del("Content-Encoding")
-	return nil
+		return map[string]any{"error": outer}
+	})
 }

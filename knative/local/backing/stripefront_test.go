@@ -103,9 +103,36 @@ func TestTheStripeFrontAnswersStripesTestCardsAndForwardsEverythingElse(t *testi
 		}
 	})
 
+	t.Run("capture answers the PaymentIntent succeeded, cancel answers it canceled", func(t *testing.T) {
+		if status, a := post(t, s.URL, "/v1/payment_intents/pi_123/capture", url.Values{}); status != http.StatusOK || a.Status != "succeeded" {
+			t.Errorf("capture: %d %+v, want 200 succeeded", status, a)
+		}
+		if status, a := post(t, s.URL, "/v1/payment_intents/pi_123/cancel", url.Values{"cancellation_reason": {"abandoned"}}); status != http.StatusOK || a.Status != "canceled" {
+			t.Errorf("cancel: %d %+v, want 200 canceled", status, a)
+		}
+	})
+
+	t.Run("usd amounts Stripe does not charge: 400 amount_too_large / amount_too_small on amount", func(t *testing.T) {
+		for amount, code := range map[string]string{"100000000": "amount_too_large", "49": "amount_too_small"} {
+			f := charge("pm_card_visa", true)
+			f.Set("amount", amount)
+			if status, a := post(t, s.URL, "/v1/payment_intents", f); status != http.StatusBadRequest || a.Error == nil ||
+				a.Error.Type != "invalid_request_error" || a.Error.Code != code || a.Error.Param != "amount" {
+				t.Errorf("amount %s: %d %+v, want 400 %s on amount", amount, status, a, code)
+			}
+		}
+		for _, amount := range []string{"99999999", "50"} {
+			f := charge("pm_card_visa", true)
+			f.Set("amount", amount)
+			if status, a := post(t, s.URL, "/v1/payment_intents", f); status != http.StatusOK || a.Error != nil {
+				t.Errorf("amount %s: %d %+v, want stripe-mock's 200", amount, status, a)
+			}
+		}
+	})
+
 	t.Run("everything else is stripe-mock's own answer", func(t *testing.T) {
-		if status, a := post(t, s.URL, "/v1/payment_intents", charge("pm_card_visa", true)); status != http.StatusOK || a.Status != "succeeded" || a.Amount != 2500 {
-			t.Errorf("pm_card_visa: %d %+v, want stripe-mock's succeeded PaymentIntent for 2500", status, a)
+		if status, a := post(t, s.URL, "/v1/payment_intents", charge("pm_card_visa", true)); status != http.StatusOK || a.Status != "requires_capture" || a.Amount != 2500 {
+			t.Errorf("pm_card_visa: %d %+v, want stripe-mock's authorized (requires_capture) PaymentIntent for 2500", status, a)
 		}
 		// Not confirmed: Stripe declines nothing yet.
 		if status, a := post(t, s.URL, "/v1/payment_intents", charge("pm_card_chargeDeclined", false)); status != http.StatusOK || a.Error != nil {

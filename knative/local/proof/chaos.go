@@ -429,7 +429,9 @@ func (c *chaos) check() ([]string, error) {
 			}
 		}
 		for _, p := range ps {
-			if p.Status != "succeeded" && p.Status != "refunded" && p.Status != "declined" {
+			// released: authorized, then let go when orders rejected it (issue 17: a payment that
+			// loses a race is never captured); "authorized" left after settling is a hold never decided.
+			if p.Status != "succeeded" && p.Status != "released" && p.Status != "refunded" && p.Status != "declined" {
 				fail("payment %s of order %s left %s", p.ID, o.ID, p.Status)
 			}
 		}
