@@ -2,8 +2,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
 
 	"knative.dev/pkg/logging"
 
@@ -17,12 +23,18 @@ var (
 	// One message for an unknown email and a wrong password, so that sign-in does not tell
 	// which addresses have accounts.
 	errInvalidCredentials = httpapi.BadRequest("Invalid credentials")
+	// Too many failed attempts from this client (or on this account); Retry-After says when
+	// to try again. The same answer whether the account exists or not.
+	errTooManyAttempts = httpapi.NewError(http.StatusTooManyRequests, "Too many attempts; please try again later")
 )
 
 type api struct {
 	users    users
 	sessions *session.Manager
 	dummy    passwordHash // checked when the email is unknown, see dummyHash
+	throttle throttle
+	limits   limits
+	trusted  []netip.Prefix // proxies whose X-Forwarded-For entries are believed, see clientAddr
 }
 
 func (a *api) routes(mux *http.ServeMux) {
@@ -40,11 +52,21 @@ func (a *api) signUp(w http.ResponseWriter, r *http.Request) error {
 	if err := c.validateSignUp(); err != nil {
 		return err
 	}
+	// Counted before the hash and given back once the account exists: what is left counted
+	// are the sign-ups that found the email taken, the answer an attacker would probe for.
+	attempt := counted{a.limits.signUp, clientAddr(r, a.trusted)}
+	if err := a.take(w, r, attempt); err != nil {
+		return err
+	}
 	h, err := hashPassword(r.Context(), c.Password, currentParams)
 	if err != nil {
+		a.throttle.giveBack(context.WithoutCancel(r.Context()), attempt)
 		return err
 	}
 	u, err := a.users.create(r.Context(), c.Email, h.String())
+	if !errors.Is(err, errEmailInUse) {
+		a.throttle.giveBack(context.WithoutCancel(r.Context()), attempt)
+	}
 	if err != nil {
 		return err
 	}
@@ -60,6 +82,20 @@ func (a *api) signIn(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	// Every attempt is counted before the password is checked (so concurrent guesses cannot
+	// overrun a limit) and given back when the password is right.
+	client := clientAddr(r, a.trusted)
+	known, err := a.throttle.known(ctx, c.Email, client)
+	if err != nil {
+		return err
+	}
+	attempts := []counted{{a.limits.pair, c.Email + "|" + client}}
+	if !known { // others' failures never block a client the account knows
+		attempts = append(attempts, counted{a.limits.client, client}, counted{a.limits.account, c.Email})
+	}
+	if err := a.take(w, r, attempts...); err != nil {
+		return err
+	}
 	rec, found, err := a.users.byEmail(ctx, c.Email)
 	if err != nil {
 		return err
@@ -77,10 +113,35 @@ func (a *api) signIn(w http.ResponseWriter, r *http.Request) error {
 	if !found || !ok {
 		return errInvalidCredentials
 	}
+	a.succeeded(r, c.Email, client, attempts)
 	if h.params != currentParams {
 		a.rehash(r, rec, c.Password)
 	}
 	return a.startSession(w, rec.user(), http.StatusOK)
+}
+
+// take counts attempts against the limits; a full one answers 429 with Retry-After in whole
+// seconds (RFC 9110 10.2.3), rounded up.
+func (a *api) take(w http.ResponseWriter, r *http.Request, attempts ...counted) error {
+	wait, err := a.throttle.take(r.Context(), attempts...)
+	if err != nil || wait <= 0 {
+		return err
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	return errTooManyAttempts
+}
+
+// succeeded forgives a right password's attempt: the pair's failures are cleared, the other
+// counts given back, and the client becomes known to the account. A failure to write only
+// leaves the counts as they were.
+func (a *api) succeeded(r *http.Request, email, client string, attempts []counted) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	a.throttle.giveBack(ctx, attempts[1:]...)
+	err := errors.Join(a.throttle.forget(ctx, attempts[0]), a.throttle.remember(ctx, email, client, a.limits.known))
+	if err != nil {
+		logging.FromContext(ctx).Warnw("sign-in counters not cleared", "error", err)
+	}
 }
 
 // rehash stores the password under the current parameters, now that it is known to be right.

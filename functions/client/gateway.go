@@ -22,6 +22,9 @@ func newProxy(name string, target *url.URL) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
+			// Keep the chain the proxies before us wrote (Rewrite starts without it) and
+			// append our peer: auth finds the client in it to throttle sign-ins per client.
+			r.Out.Header["X-Forwarded-For"] = r.In.Header["X-Forwarded-For"]
 			r.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -17,6 +17,7 @@ import (
 // seen is what an upstream function received.
 type seen struct {
 	Upstream, Method, Path, Query, Body, ContentType, Cookie, Authorization, Host, ForwardedHost string
+	ForwardedFor                                                                                 string
 }
 
 // fakeFunction stands in for auth, tickets, orders or payments: it answers every request
@@ -31,6 +32,7 @@ func fakeFunction(t *testing.T, name string) *httptest.Server {
 			Upstream: name, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body),
 			ContentType: r.Header.Get("Content-Type"), Cookie: r.Header.Get("Cookie"),
 			Authorization: r.Header.Get("Authorization"), Host: r.Host, ForwardedHost: r.Header.Get("X-Forwarded-Host"),
+			ForwardedFor: r.Header.Get("X-Forwarded-For"),
 		})
 	}))
 	t.Cleanup(srv.Close)
@@ -145,7 +147,7 @@ func TestAPIRequestsReachTheFunctionThatOwnsThem(t *testing.T) {
 			got := decodeSeen(t, body)
 			want := seen{Upstream: c.upstream, Method: c.method, Path: c.path, Query: c.query, Body: c.body,
 				ContentType: header["Content-Type"], Host: strings.TrimPrefix(g.upstreams[c.upstream].URL, "http://"),
-				ForwardedHost: strings.TrimPrefix(g.URL, "http://")}
+				ForwardedHost: strings.TrimPrefix(g.URL, "http://"), ForwardedFor: "127.0.0.1"}
 			if got != want {
 				t.Fatalf("upstream saw\n %+v\nwant\n %+v", got, want)
 			}
@@ -168,6 +170,21 @@ func TestCookiesAndTokensPassBothWays(t *testing.T) {
 	}
 	if set := resp.Header.Values("Set-Cookie"); len(set) != 1 || set[0] != "session=from-auth; Path=/; HttpOnly; SameSite=Lax" {
 		t.Fatalf("Set-Cookie %q, want the one auth set", set)
+	}
+}
+
+func TestTheForwardedForChainReachesTheFunctionWithTheGatewaysHopAppended(t *testing.T) {
+	// Arrange: the request came through Kourier and the activator before the gateway.
+	g := newGateway(t, builtApp(), "")
+
+	// Act
+	_, body := do(t, "POST", g.URL+"/api/users/signin", `{}`, map[string]string{
+		"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.7, 10.244.0.12",
+	})
+
+	// Assert: auth can still find the client (issue 17: sign-in throttling counts per client).
+	if got := decodeSeen(t, body).ForwardedFor; got != "203.0.113.7, 10.244.0.12, 127.0.0.1" {
+		t.Fatalf("auth saw X-Forwarded-For %q, want the chain with the gateway's peer appended", got)
 	}
 }
 
