@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 const (
@@ -51,7 +54,13 @@ func Connect(url string) (*Queue, error) {
 	if opts.DialerRetries == 0 {
 		opts.DialerRetries = 2
 	}
-	return &Queue{rdb: redis.NewClient(opts), Lease: 2 * time.Minute, Remember: 24 * time.Hour}, nil
+	rdb := redis.NewClient(opts)
+	if tracing.Enabled() { // a span per command, in the trace of the event being handled
+		if err := redisotel.InstrumentTracing(rdb); err != nil {
+			return nil, err
+		}
+	}
+	return &Queue{rdb: rdb, Lease: 2 * time.Minute, Remember: 24 * time.Hour}, nil
 }
 
 // Close releases the connections.

@@ -15,6 +15,9 @@ import (
 	"github.com/256dpi/lungo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
+	"go.opentelemetry.io/contrib/instrumentation/go.mongodb.org/mongo-driver/mongo/otelmongo"
+
+	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
 // DefaultURL is where a function keeps its data when MONGO_URL is unset.
@@ -95,7 +98,11 @@ func (d *DB) open(ctx context.Context) (lungo.IDatabase, func(context.Context) e
 		if cs.Database != "" {
 			name = cs.Database
 		}
-		client, err := lungo.Connect(ctx, options.Client().ApplyURI(d.url))
+		opts := options.Client().ApplyURI(d.url)
+		if tracing.Enabled() { // a span per command, in the trace of the request
+			opts.SetMonitor(otelmongo.NewMonitor())
+		}
+		client, err := lungo.Connect(ctx, opts)
 		if err != nil {
 			return nil, nil, err
 		}
