@@ -248,7 +248,7 @@ func (b *Broker) publish(ctx context.Context, subject, msgID string, e cloudeven
 	// Announce before storing: once stored, a consumer may deliver the event at once, and the
 	// feed must show "accepted" before the first delivery. What was not stored after all is
 	// then announced as dropped.
-	b.feed.publish(Record{Stage: StageAccepted, Event: summary(e)})
+	b.feed.publish(Record{Stage: StageAccepted, Event: summary(e), Data: feedData(e)})
 	ack, err := b.js.PublishMsg(ctx, msg)
 	if err != nil {
 		b.feed.publish(Record{Stage: StageDropped, Event: summary(e), Error: err.Error()})

@@ -40,6 +40,7 @@ type Record struct {
 	Attempt  int           `json:"attempt,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
 	Error    string        `json:"error,omitempty"`
+	Data     eventData     `json:"data,omitempty"` // the event's JSON data, on "accepted" records (feeddata.go)
 }
 
 // Feed fans records out to whoever follows the Broker. A follower that does not keep up
