@@ -201,11 +201,16 @@ func walkDocuments(dir string, fn func(file string, index int, doc []byte) error
 // koPrefix marks an image that ko builds from a Go main package.
 const koPrefix = "ko://"
 
-// Function returns the import path of the Go main package a Service runs (its ko:// image),
-// or "" for a Service that runs a prebuilt image, such as the dead-letter sink.
+// functionsPrefix is where the functions' main packages are: functions/<name>.
+const functionsPrefix = "github.com/tickit/tickit/functions/"
+
+// Function returns the import path of the function a Service runs (its ko:// image of a main
+// package under functions/), or "" for a Service the local runtime does not run: a prebuilt
+// image, or a cluster piece built from elsewhere, such as the dead-letter sink
+// (knative/local/cmd/dead-letters), whose part the local Broker plays itself.
 func Function(svc *servingv1.Service) string {
 	containers := svc.Spec.Template.Spec.Containers
-	if len(containers) == 0 || !strings.HasPrefix(containers[0].Image, koPrefix) {
+	if len(containers) == 0 || !strings.HasPrefix(containers[0].Image, koPrefix+functionsPrefix) {
 		return ""
 	}
 	return strings.TrimPrefix(containers[0].Image, koPrefix)
