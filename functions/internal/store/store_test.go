@@ -14,29 +14,22 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/tickit/tickit/functions/internal/store"
+	"github.com/tickit/tickit/functions/internal/testenv"
 )
 
-// engines returns a fresh database per engine: memory, file, and a MongoDB server when
-// MONGO_TEST_URL is set (e.g. mongodb://127.0.0.1:27017/tickit_test).
+// engines returns a fresh database per engine, each through the production store code:
+// lungo in memory and on file, and a Mongo-wire server (testenv.WireStore: FerretDB started
+// for the test, or the server of MONGO_TEST_URL, e.g. mongodb://127.0.0.1:27017).
 func engines(t *testing.T, setup store.Setup) map[string]*store.DB {
 	t.Helper()
 	dbs := map[string]*store.DB{
 		"memory": store.New("memory:", "test", setup),
 		"file":   store.New("file:"+t.TempDir(), "test", setup),
 	}
-	if url := os.Getenv("MONGO_TEST_URL"); url != "" {
-		db := store.New(url, "", setup)
-		d, err := db.Database(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = d.Drop(context.Background())
-		_ = db.Close(context.Background())
-		dbs["mongodb"] = store.New(url, "", setup)
-	}
 	for _, db := range dbs {
 		t.Cleanup(func() { _ = db.Close(context.Background()) })
 	}
+	dbs["wire"] = testenv.WireStore(t, "test", setup)
 	return dbs
 }
 
@@ -65,6 +58,7 @@ func uniqueEmail(ctx context.Context, db lungo.IDatabase) error {
 func TestConcurrentVersionedUpdatesHaveExactlyOneWinner(t *testing.T) {
 	for name, db := range engines(t, nil) {
 		t.Run(name, func(t *testing.T) {
+			testenv.RequireAtomic(t, db)
 			ctx := context.Background()
 			for round := 0; round < 5; round++ {
 				// Arrange: one document at version 0.

@@ -1,6 +1,7 @@
 // Package testenv starts the real services a function's tests talk to, on loopback ports it
 // picks, and tears them down when the test ends: an in-memory database through the production
-// store code, a Broker stand-in that records events, redis-server, stripe-mock, sessions.
+// store code, a Mongo-wire server (FerretDB, mongo.go), a Broker stand-in that records events,
+// redis-server, stripe-mock, sessions.
 package testenv
 
 import (
@@ -26,8 +27,12 @@ import (
 	"github.com/tickit/tickit/functions/internal/store"
 )
 
-// Store returns a fresh in-memory database opened through the production store code.
+// Store returns a fresh in-memory database opened through the production store code, or, in
+// the "wire" subtest of OnEachStore, a fresh database on the wire server (WireStore).
 func Store(t testing.TB, name string, setup store.Setup) *store.DB {
+	if engineOf(t) == "wire" {
+		return WireStore(t, name, setup)
+	}
 	db := store.New("memory:", name, setup)
 	t.Cleanup(func() { _ = db.Close(context.Background()) })
 	return db
