@@ -11,6 +11,10 @@ import (
 )
 
 func TestEntriesOfAnInsertedDocumentAreFlushed(t *testing.T) {
+	testenv.OnEachStore(t, testEntriesOfAnInsertedDocumentAreFlushed)
+}
+
+func testEntriesOfAnInsertedDocumentAreFlushed(t *testing.T) {
 	// Arrange: a document inserted with its pending event, as a function inserts a new entity.
 	ctx := testenv.Context(t)
 	db := testenv.Store(t, "outbox", nil)

@@ -17,6 +17,10 @@ import (
 )
 
 func TestDeliverPublishesAndClears(t *testing.T) {
+	testenv.OnEachStore(t, testDeliverPublishesAndClears)
+}
+
+func testDeliverPublishesAndClears(t *testing.T) {
 	// Arrange
 	ctx := testenv.Context(t)
 	db := testenv.Store(t, "tickets", nil)
@@ -50,6 +54,10 @@ func TestDeliverPublishesAndClears(t *testing.T) {
 }
 
 func TestLeftoverIsRepublishedAndClearedExactlyOnce(t *testing.T) {
+	testenv.OnEachStore(t, testLeftoverIsRepublishedAndClearedExactlyOnce)
+}
+
+func testLeftoverIsRepublishedAndClearedExactlyOnce(t *testing.T) {
 	// Arrange: the Broker is down when the state changes.
 	ctx := testenv.Context(t)
 	db := testenv.Store(t, "tickets", nil)
