@@ -38,6 +38,8 @@ var Catalogue = []Route{
 	{TypeExpirationCompleted, "expiration", []string{"orders"}},
 	{TypePaymentCreated, "payments", []string{"orders"}},
 	{TypePaymentRejected, "orders", []string{"payments"}},
+	{TypePaymentRefused, "payments", []string{"orders"}},
+	{TypeReservationRefused, "tickets", []string{"orders"}},
 	{TypePing, "pingsource", []string{"expiration"}},
 }
 

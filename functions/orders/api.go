@@ -29,11 +29,17 @@ type orderJSON struct {
 	Version   int64              `json:"version"`
 	Ticket    events.OrderTicket `json:"ticket"`
 	PaymentID string             `json:"paymentId,omitempty"`
+	// CancelReason: why a cancelled order was cancelled (buyer, expired, ticket-changed,
+	// payment-refused).
+	CancelReason string `json:"cancelReason,omitempty"`
 }
 
-func view(o Order) orderJSON {
+// view is the order as it is true at now (Order.Shown): one past its window reads cancelled
+// (expired) before the expiration event makes it official, as paying it would say.
+func view(o Order, now time.Time) orderJSON {
+	o = o.Shown(now)
 	return orderJSON{ID: o.ID.Hex(), Status: o.Status, UserID: o.UserID, ExpiresAt: o.ExpiresAt,
-		Version: o.Version, Ticket: o.Ticket, PaymentID: o.PaymentID}
+		Version: o.Version, Ticket: o.Ticket, PaymentID: o.PaymentID, CancelReason: o.CancelReason}
 }
 
 // signedIn returns the caller, who must carry an email: order.created tells it to payments
@@ -65,7 +71,7 @@ func (s *service) createOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, view(o))
+	httpapi.WriteJSON(w, http.StatusCreated, view(o, s.clock()))
 	return nil
 }
 
@@ -78,9 +84,10 @@ func (s *service) listOrders(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	now := s.clock()
 	out := make([]orderJSON, len(orders))
 	for i, o := range orders {
-		out[i] = view(o)
+		out[i] = view(o, now)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -95,7 +102,7 @@ func (s *service) showOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, view(o))
+	httpapi.WriteJSON(w, http.StatusOK, view(o, s.clock()))
 	return nil
 }
 

@@ -30,13 +30,21 @@ func (s *service) onTicketCreated(ctx context.Context, e cloudevents.Event) (*cl
 
 // onTicketUpdated applies an edit in version order: only on top of version-1; an update
 // already applied is a no-op; one that arrived before its predecessor is retried. The
-// tickets function's orderId is its view of the reservation and never becomes ours.
+// tickets function's orderId is its view of the reservation and never becomes ours; it
+// confirms that order (tickets took its reservation), whatever the version.
 func (s *service) onTicketUpdated(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
 	p, err := events.Decode[events.TicketUpdated](e)
 	if err != nil {
 		return nil, err
 	}
 	id, _ := store.ParseID(p.ID)
+	if orderID, ok := store.ParseID(p.OrderID); ok {
+		// tickets reserved (or sold) the ticket for this order: a fact whatever the replica's
+		// version, and what lets the order complete (Order.Confirmed).
+		if err := s.store.confirm(ctx, orderID); err != nil {
+			return nil, err
+		}
+	}
 	if p.Version == 0 {
 		return nil, nil // version 0 is ticket.created's: nothing to apply on top of
 	}
@@ -76,4 +84,27 @@ func (s *service) onPaymentCreated(ctx context.Context, e cloudevents.Event) (*c
 		return nil, err
 	}
 	return s.pay(ctx, p)
+}
+
+// onPaymentRefused cancels an order no card can ever pay (Stripe refuses its amount), so that
+// its ticket is for sale again at once instead of at the end of the window.
+func (s *service) onPaymentRefused(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
+	p, err := events.Decode[events.PaymentRefused](e)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := store.ParseID(p.OrderID)
+	return nil, s.cancelFor(ctx, id, ReasonPaymentRefused)
+}
+
+// onReservationRefused cancels an order whose reservation tickets refused: the seller changed
+// the ticket before the order reached tickets, and the seller's edit stands. The order was
+// never confirmed, so it cannot be complete.
+func (s *service) onReservationRefused(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
+	p, err := events.Decode[events.ReservationRefused](e)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := store.ParseID(p.OrderID)
+	return nil, s.cancelFor(ctx, id, ReasonTicketChanged)
 }

@@ -124,8 +124,8 @@ func TestMalformedEventsAreRefusedForGood(t *testing.T) {
 		"a type orders does not consume":   raw(events.TypeOrderCreated, `{}`),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if status, _ := testenv.Send(t, h.URL, e, false); status != http.StatusBadRequest {
-				t.Fatalf("answered %d, want 400 (dead letter, no retry)", status)
+			if status, _ := testenv.Send(t, h.URL, e, false); status != http.StatusInternalServerError {
+				t.Fatalf("answered %d, want 500 (never taken: retried, then dead-lettered)", status)
 			}
 		})
 	}
@@ -190,7 +190,8 @@ func TestExpiryOfAnUnknownOrderIsANoOp(t *testing.T) {
 func TestPaymentCompletesTheOrderOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
-	buyer, _, o := h.placed(t)
+	buyer, ticketID, o := h.placed(t)
+	h.confirm(t, ticketID, o.ID)
 	paymentID := newPaymentID()
 	paid := events.New(events.PaymentCreated{ID: paymentID, OrderID: o.ID, StripeID: "pi_1", Amount: 1999, Currency: "usd"})
 

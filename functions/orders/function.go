@@ -72,6 +72,8 @@ func (s *service) function(sessions *session.Manager) runtime.Function {
 			events.TypeTicketUpdated:       s.onTicketUpdated,
 			events.TypeExpirationCompleted: s.onExpirationCompleted,
 			events.TypePaymentCreated:      s.onPaymentCreated,
+			events.TypePaymentRefused:      s.onPaymentRefused,
+			events.TypeReservationRefused:  s.onReservationRefused,
 		},
 		Sessions:   sessions,
 		Background: s.flush,
@@ -173,7 +175,7 @@ func (s *service) reservable(ctx context.Context, buyer session.User, ticketID p
 		if holder == nil || holder.Status != StatusCreated {
 			return t, nil
 		}
-		if err := s.cancel(ctx, *holder, false); !errors.Is(err, store.ErrConflict) {
+		if err := s.cancel(ctx, *holder, false, ReasonExpired); !errors.Is(err, store.ErrConflict) {
 			return t, err
 		}
 	}
@@ -194,12 +196,12 @@ func (s *service) holder(ctx context.Context, t Ticket) (*Order, error) {
 	return &o, nil
 }
 
-// cancel moves a created order to cancelled with its order.cancelled event in the same write,
+// cancel moves a created order to cancelled (for reason) with its order.cancelled event in the same write,
 // then (when release is set) frees its ticket if the order still holds it, and publishes.
 // store.ErrConflict: the order moved meanwhile; the caller re-reads it and decides again.
-func (s *service) cancel(ctx context.Context, o Order, release bool) error {
+func (s *service) cancel(ctx context.Context, o Order, release bool, reason string) error {
 	e := events.New(events.OrderCancelled{ID: o.ID.Hex(), Version: o.Version + 1, Ticket: events.OrderTicket{ID: o.Ticket.ID}})
-	if err := s.transition(ctx, o, StatusCancelled, nil, e); err != nil {
+	if err := s.transition(ctx, o, StatusCancelled, bson.M{"cancelReason": reason}, e); err != nil {
 		return err
 	}
 	if release {
@@ -247,7 +249,7 @@ func (s *service) cancelByBuyer(ctx context.Context, buyer session.User, id prim
 		if err != nil || outcome == AlreadyCancelled {
 			return err
 		}
-		if err := s.cancel(ctx, o, true); !errors.Is(err, store.ErrConflict) {
+		if err := s.cancel(ctx, o, true, ReasonBuyer); !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -271,44 +273,59 @@ func (s *service) ownOrder(ctx context.Context, buyer session.User, id primitive
 // expire is expiration.completed: a created order is cancelled and its ticket released; a
 // complete or cancelled one stays as it is.
 func (s *service) expire(ctx context.Context, id primitive.ObjectID) error {
+	return s.cancelFor(ctx, id, ReasonExpired)
+}
+
+// cancelFor cancels order id, if it is created, for reason, releasing its ticket: expiry, and
+// the refusals that make an order impossible to complete (reservation.refused, payment.refused).
+// A complete, cancelled or unknown order stays as it is.
+func (s *service) cancelFor(ctx context.Context, id primitive.ObjectID, reason string) error {
 	for { // at most twice, as in cancelByBuyer
 		o, err := s.store.order(ctx, id)
 		if errors.Is(err, errMissing) {
-			return nil // never written (its insert failed): nothing to expire
+			return nil // never written (its insert failed): nothing to cancel
 		}
 		if err != nil || o.Status != StatusCreated {
 			return err
 		}
-		if err := s.cancel(ctx, o, true); !errors.Is(err, store.ErrConflict) {
+		if err := s.cancel(ctx, o, true, reason); !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
 }
 
+// errUnconfirmed makes the Broker redeliver a payment whose order tickets has not confirmed yet.
+var errUnconfirmed = errors.New("tickets has not confirmed the order's reservation yet")
+
 // pay is payment.created. It returns payment.rejected for a payment the order cannot take
-// (unknown, cancelled, expired, or paid by another payment), so that payments refunds it.
+// (unknown, cancelled, expired, or paid by another payment), so that payments releases it. A
+// payment of an order tickets has not confirmed waits (retried): the seller's edit may still
+// win over the reservation, and a sale must be at the terms the buyer saw.
 func (s *service) pay(ctx context.Context, p events.PaymentCreated) (*cloudevents.Event, error) {
 	id, _ := store.ParseID(p.OrderID) // events.Decode checked it is an id
 	for {                             // at most twice, as in cancelByBuyer
 		o, err := s.store.order(ctx, id)
 		if errors.Is(err, errMissing) {
-			return rejection(p), nil
+			return rejection(p, events.RejectedUnknown), nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		switch o.OnPayment(p.ID, s.clock()) {
+		now := s.clock()
+		switch o.OnPayment(p.ID, now) {
+		case AwaitConfirmation:
+			return nil, fmt.Errorf("order %s: %w", p.OrderID, errUnconfirmed)
 		case Complete:
 			err = s.complete(ctx, o, p.ID)
 		case AlreadyPaid:
 			return nil, nil
 		case ExpireAndReject:
-			err = s.cancel(ctx, o, true)
+			err = s.cancel(ctx, o, true, ReasonExpired)
 			if err == nil {
-				return rejection(p), nil
+				return rejection(p, events.RejectedExpired), nil
 			}
 		case Reject:
-			return rejection(p), nil
+			return rejection(p, o.RejectReason(now)), nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, err
@@ -318,7 +335,7 @@ func (s *service) pay(ctx context.Context, p events.PaymentCreated) (*cloudevent
 
 // rejection is the payment.rejected answer to payment p. Its id derives from the payment, so
 // that every repeat of one rejection carries one id and the Broker and payments drop repeats.
-func rejection(p events.PaymentCreated) *cloudevents.Event {
-	e := events.NewWithID("rejected-"+p.ID, events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID})
+func rejection(p events.PaymentCreated, reason string) *cloudevents.Event {
+	e := events.NewWithID("rejected-"+p.ID, events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID, Reason: reason})
 	return &e
 }

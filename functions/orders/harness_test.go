@@ -136,8 +136,33 @@ func (h *harness) get(t testing.TB, u testenv.User, id string) orderJSON {
 	return o
 }
 
-// pay delivers payment.created for order id and returns the answer.
+// pay delivers payment.created for order id, after marking the order confirmed by tickets as
+// it is long before a buyer pays (tests of the confirmation itself use payUnconfirmed), and
+// returns the answer.
 func (h *harness) pay(t testing.TB, orderID, paymentID string) (int, *cloudevents.Event) {
+	t.Helper()
+	if id, ok := primitive.ObjectIDFromHex(orderID); ok == nil {
+		if err := h.Store.confirm(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h.payUnconfirmed(t, orderID, paymentID)
+}
+
+// confirm delivers tickets' ticket.updated reserving ticketID for order orderID: the replica's
+// next version, title and price unchanged.
+func (h *harness) confirm(t testing.TB, ticketID, orderID string) {
+	t.Helper()
+	tk := h.replica(t, ticketID)
+	status, _ := h.send(t, events.TicketUpdated{ID: ticketID, Version: tk.Version + 1, Title: tk.Title, Price: tk.Price,
+		UserID: tk.UserID, OrderID: orderID})
+	if status != http.StatusAccepted {
+		t.Fatalf("ticket.updated naming order %s answered %d, want 202", orderID, status)
+	}
+}
+
+// payUnconfirmed delivers payment.created for order id as it is and returns the answer.
+func (h *harness) payUnconfirmed(t testing.TB, orderID, paymentID string) (int, *cloudevents.Event) {
 	t.Helper()
 	return h.send(t, events.PaymentCreated{ID: paymentID, OrderID: orderID, StripeID: "pi_" + paymentID, Amount: 1999, Currency: "usd"})
 }

@@ -57,6 +57,29 @@ type Order struct {
 	Version   int64              `bson:"version"`
 	Ticket    events.OrderTicket `bson:"ticket"`
 	PaymentID string             `bson:"paymentId,omitempty"`
+	// Confirmed: tickets has reserved the ticket for this order (a ticket.updated naming it),
+	// so no edit of the seller's can contradict the order any more: only then may it complete.
+	Confirmed bool `bson:"confirmed,omitempty"`
+	// CancelReason says why a cancelled order was cancelled (Reason* below).
+	CancelReason string `bson:"cancelReason,omitempty"`
+}
+
+// Why an order was cancelled (Order.CancelReason, "cancelReason" in the API).
+const (
+	ReasonBuyer          = "buyer"           // DELETE /api/orders/:id
+	ReasonExpired        = "expired"         // its window ended unpaid
+	ReasonTicketChanged  = "ticket-changed"  // the seller changed the ticket before tickets saw the order (reservation.refused)
+	ReasonPaymentRefused = "payment-refused" // no card can ever pay it (payment.refused)
+)
+
+// Shown is the order as it is true at now: a created order past its window is cancelled for
+// every decision (it cannot be paid, its ticket can be taken), so the API says so before the
+// expiration event makes it official (issue 17).
+func (o Order) Shown(now time.Time) Order {
+	if o.Expired(now) {
+		o.Status, o.CancelReason = StatusCancelled, ReasonExpired
+	}
+	return o
 }
 
 // Expired reports an order that still holds its ticket on paper but whose time is over: it
@@ -99,15 +122,20 @@ const (
 	Complete PaymentOutcome = iota
 	// AlreadyPaid: this very payment completed the order before (a repeat delivery).
 	AlreadyPaid
-	// Reject: the order cannot take this payment; payments refunds it.
+	// Reject: the order cannot take this payment; payments releases it.
 	Reject
 	// ExpireAndReject: the order's time ran out unnoticed; cancel it, then reject.
 	ExpireAndReject
+	// AwaitConfirmation: payable, but tickets has not confirmed the reservation yet (nor
+	// refused it): completing now could sell at terms the seller has just changed. Retried.
+	AwaitConfirmation
 )
 
 // OnPayment decides what payment paymentID does to the order at now.
 func (o Order) OnPayment(paymentID string, now time.Time) PaymentOutcome {
 	switch {
+	case o.Payable(now) && !o.Confirmed:
+		return AwaitConfirmation
 	case o.Payable(now):
 		return Complete
 	case o.Status == StatusComplete && o.PaymentID == paymentID:
@@ -117,6 +145,18 @@ func (o Order) OnPayment(paymentID string, now time.Time) PaymentOutcome {
 	default:
 		return Reject
 	}
+}
+
+// RejectReason is why the order rejects a payment it cannot take (events.Rejected*).
+func (o Order) RejectReason(now time.Time) string {
+	o = o.Shown(now)
+	switch {
+	case o.Status == StatusComplete:
+		return events.RejectedPaid
+	case o.CancelReason == ReasonExpired:
+		return events.RejectedExpired
+	}
+	return events.RejectedCancelled
 }
 
 // CancelOutcome is what the buyer's cancel request does to the order.

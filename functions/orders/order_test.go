@@ -6,15 +6,20 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/tickit/tickit/events"
 )
 
 // The rules of order.go, without HTTP or a database.
 
 var t0 = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
+// order is an order tickets has confirmed (Order.Confirmed), as every order is soon after it is placed.
 func order(status string, paymentID string) Order {
-	return Order{ID: primitive.NewObjectID(), Status: status, ExpiresAt: t0.Add(window), PaymentID: paymentID}
+	return Order{ID: primitive.NewObjectID(), Status: status, ExpiresAt: t0.Add(window), PaymentID: paymentID, Confirmed: true}
 }
+
+func unconfirmed(o Order) Order { o.Confirmed = false; return o }
 
 func TestAnOrderExpiresExactlyAtExpiresAt(t *testing.T) {
 	cases := []struct {
@@ -99,6 +104,8 @@ func TestWhatAPaymentDoesToAnOrder(t *testing.T) {
 		{"complete by this payment, after expiry: still a repeat", order(StatusComplete, "p1"), t0.Add(2 * window), AlreadyPaid},
 		{"complete by another payment: reject", order(StatusComplete, "p0"), t0, Reject},
 		{"cancelled: reject", order(StatusCancelled, ""), t0, Reject},
+		{"created, in time, not confirmed by tickets: wait", unconfirmed(order(StatusCreated, "")), t0, AwaitConfirmation},
+		{"created, expired, not confirmed: cancel and reject", unconfirmed(order(StatusCreated, "")), t0.Add(window), ExpireAndReject},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,5 +125,28 @@ func TestWhatTheBuyersCancelDoes(t *testing.T) {
 	}
 	if _, err := order(StatusComplete, "p").OnCancel(); !errors.Is(err, ErrCancelComplete) {
 		t.Errorf("complete: %v, want ErrCancelComplete", err)
+	}
+}
+
+func TestAnOrderShowsWhatIsTrue(t *testing.T) {
+	o := order(StatusCreated, "")
+	if got := o.Shown(t0.Add(window - time.Millisecond)); got.Status != StatusCreated || got.CancelReason != "" {
+		t.Errorf("in time: %s %q, want created", got.Status, got.CancelReason)
+	}
+	if got := o.Shown(t0.Add(window)); got.Status != StatusCancelled || got.CancelReason != ReasonExpired {
+		t.Errorf("at expiresAt: %s %q, want cancelled (expired)", got.Status, got.CancelReason)
+	}
+	if got := order(StatusComplete, "p").Shown(t0.Add(2 * window)); got.Status != StatusComplete {
+		t.Errorf("complete, later: %s, want complete", got.Status)
+	}
+	for o, want := range map[string]string{
+		"expired":   order(StatusCreated, "").RejectReason(t0.Add(window)),
+		"paid":      order(StatusComplete, "p0").RejectReason(t0),
+		"cancelled": order(StatusCancelled, "").RejectReason(t0),
+	} {
+		wantReason := map[string]string{"expired": events.RejectedExpired, "paid": events.RejectedPaid, "cancelled": events.RejectedCancelled}[o]
+		if want != wantReason {
+			t.Errorf("%s: reject reason %q, want %q", o, want, wantReason)
+		}
 	}
 }

@@ -123,6 +123,17 @@ func (s storage) release(ctx context.Context, ticket, order primitive.ObjectID) 
 	return err
 }
 
+// confirm records that tickets reserved the ticket for order id (Order.Confirmed). It changes
+// no version: it is a fact learnt, not a transition, and never goes back.
+func (s storage) confirm(ctx context.Context, id primitive.ObjectID) error {
+	c, err := s.coll(ctx, ordersCollection)
+	if err != nil {
+		return err
+	}
+	_, err = c.UpdateOne(ctx, bson.M{"_id": id, "confirmed": bson.M{"$ne": true}}, bson.M{"$set": bson.M{"confirmed": true}})
+	return err
+}
+
 // insertOrder stores a new order with its order.created event pending in the same write.
 func (s storage) insertOrder(ctx context.Context, o Order, created cloudevents.Event) error {
 	c, err := s.coll(ctx, ordersCollection)

@@ -179,10 +179,10 @@ func TestListingShowsFreeTicketsNewestFirst(t *testing.T) {
 		tks = append(tks, e.create(title, 10))
 	}
 	later := e.clock.Now().Add(15 * time.Minute)
-	e.deliver(orderCreated(newID(), tks[1].ID, later))
+	e.deliver(orderCreatedAt(newID(), tks[1], later))
 	e.deliver(orderCompleted(newID(), tks[2].ID))
 	released := newID()
-	e.deliver(orderCreated(released, tks[3].ID, later))
+	e.deliver(orderCreatedAt(released, tks[3], later))
 	e.deliver(orderCancelled(released, tks[3].ID))
 
 	// Act

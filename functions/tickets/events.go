@@ -35,9 +35,11 @@ func (h orderEvents) created(ctx context.Context, e cloudevents.Event) (*cloudev
 		return nil, err
 	}
 	return nil, h.decide(ctx, p.Ticket.ID, func(t Ticket) (err error) {
-		switch t.OnOrderCreated(p.ID, p.ExpiresAt, h.now()) {
+		switch t.OnOrderCreated(p.ID, p.Ticket, p.ExpiresAt, h.now()) {
 		case Reserve:
 			_, err = h.tickets.reserve(ctx, t, p.ID, p.ExpiresAt)
+		case Refuse:
+			err = h.tickets.refuse(ctx, t, p.ID)
 		case Wait:
 			err = fmt.Errorf("ticket %s is held by order %s, which is live until %s: waiting for its cancel",
 				t.ID, t.OrderID, t.OrderExpiresAt.Format(time.RFC3339))

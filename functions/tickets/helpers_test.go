@@ -157,9 +157,17 @@ func (e *env) checkUpdates(tk ticketJSON) {
 
 func newID() string { return primitive.NewObjectID().Hex() }
 
+// orderCreatedAt is the order.created of an order placed at tk's present terms.
+func orderCreatedAt(orderID string, tk ticketJSON, expiresAt time.Time) cloudevents.Event {
+	return events.New(events.OrderCreated{ID: orderID, Status: events.StatusCreated, UserID: newID(), UserEmail: "b@example.com",
+		ExpiresAt: expiresAt, Ticket: events.OrderTicket{ID: tk.ID, Title: tk.Title, Price: tk.Price}})
+}
+
+// orderCreated is the order.created of an order placed at the terms of the tickets the tests
+// list ("Concert" at 10): tickets reserves only at the ticket's present title and price.
 func orderCreated(orderID, ticketID string, expiresAt time.Time) cloudevents.Event {
 	return events.New(events.OrderCreated{ID: orderID, Status: events.StatusCreated, UserID: newID(), UserEmail: "buyer@example.com",
-		ExpiresAt: expiresAt, Ticket: events.OrderTicket{ID: ticketID, Title: "a ticket", Price: 1000}})
+		ExpiresAt: expiresAt, Ticket: events.OrderTicket{ID: ticketID, Title: "Concert", Price: 1000}})
 }
 
 func orderCancelled(orderID, ticketID string) cloudevents.Event {

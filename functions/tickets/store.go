@@ -176,14 +176,34 @@ func (s tickets) sell(ctx context.Context, t Ticket, orderID string) (Ticket, er
 // changes, and orders' replica expects one ticket.updated per version. The write still
 // requires the version read, so it cannot slip past a reservation it did not see.
 func (s tickets) record(ctx context.Context, t Ticket, orderID string) error {
+	return s.recordCancelled(ctx, t, orderID, bson.M{"$push": bson.M{"cancelledOrders": orderID}})
+}
+
+// refuse refuses orderID's reservation (the seller changed the ticket since the order was
+// placed): the order is recorded as cancelled, as record does, so that no repeat of its
+// order.created reserves, and reservation.refused, in the same write, tells orders to cancel
+// it. The event's id derives from the order: a repeat carries the same id.
+func (s tickets) refuse(ctx context.Context, t Ticket, orderID string) error {
+	e := events.NewWithID("reservation-refused-"+orderID, events.ReservationRefused{OrderID: orderID, TicketID: t.ID})
+	update := outbox.Add(ctx, bson.M{"$push": bson.M{"cancelledOrders": orderID}}, e)
+	if err := s.recordCancelled(ctx, t, orderID, update); err != nil {
+		return err
+	}
+	id, _ := store.ParseID(t.ID)
+	s.box.Deliver(ctx, collection, id, e)
+	return nil
+}
+
+// recordCancelled applies update (which records orderID as cancelled) to the ticket at the
+// version read, without a new version; store.ErrConflict when the ticket moved meanwhile.
+func (s tickets) recordCancelled(ctx context.Context, t Ticket, orderID string, update bson.M) error {
 	coll, err := s.coll(ctx)
 	if err != nil {
 		return err
 	}
 	id, _ := store.ParseID(t.ID)
 	res, err := coll.UpdateOne(ctx,
-		bson.M{"_id": id, "version": t.Version, "cancelledOrders": bson.M{"$nin": bson.A{orderID}}},
-		bson.M{"$push": bson.M{"cancelledOrders": orderID}})
+		bson.M{"_id": id, "version": t.Version, "cancelledOrders": bson.M{"$nin": bson.A{orderID}}}, update)
 	if err != nil {
 		return err
 	}

@@ -57,15 +57,25 @@ const (
 	Sell
 	// Wait: another order still holds the ticket; its cancel is on its way (retry later).
 	Wait
+	// Refuse: the order was placed at a title or price the seller has changed since (the edit
+	// reached tickets first and was answered 200): the edit stands, the order is refused.
+	Refuse
 )
 
-// OnOrderCreated decides order.created of orderID, holding until expiresAt, at time now.
-func (t Ticket) OnOrderCreated(orderID string, expiresAt, now time.Time) Decision {
+// OnOrderCreated decides order.created of orderID, placed at terms (the title and price the
+// buyer saw) and holding until expiresAt, at time now. A reservation is only ever taken at
+// the ticket's present terms: tickets is where edits and reservations meet, one version at a
+// time, so whichever reaches it first wins (issue 17): an edit after the reservation is
+// refused ("Cannot edit a reserved ticket"), a reservation after an edit is refused here.
+func (t Ticket) OnOrderCreated(orderID string, terms events.OrderTicket, expiresAt, now time.Time) Decision {
 	switch {
 	case t.Sold, t.cancelled(orderID), !expiresAt.After(now), t.OrderID == orderID:
 		return Ignore
 	case t.OrderID == noOrder, t.cancelled(t.OrderID), !t.OrderExpiresAt.After(now):
 		// Free, or its holder is dead: orders only hands the ticket on after that.
+		if terms.Title != t.Title || terms.Price != t.Price {
+			return Refuse
+		}
 		return Reserve
 	}
 	return Wait

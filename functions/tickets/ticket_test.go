@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/tickit/tickit/events"
 )
 
 func TestReservationRules(t *testing.T) {
@@ -33,8 +35,25 @@ func TestReservationRules(t *testing.T) {
 		{"held by cancelled Y: take over", heldByCancelledY, live, Reserve},
 	}
 	for _, tc := range created {
-		if got := tc.ticket.OnOrderCreated("X", tc.expiry, now); got != tc.want {
+		if got := tc.ticket.OnOrderCreated("X", events.OrderTicket{}, tc.expiry, now); got != tc.want {
 			t.Errorf("order.created: %s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// The order's terms (title, price) must be the ticket's: else the seller's edit came first.
+	edited := Ticket{Title: "Race", Price: 9900}
+	for name, tc := range map[string]struct {
+		ticket Ticket
+		terms  events.OrderTicket
+		want   Decision
+	}{
+		"same terms: reserve":                {edited, events.OrderTicket{Title: "Race", Price: 9900}, Reserve},
+		"price changed since: refuse":        {edited, events.OrderTicket{Title: "Race", Price: 1000}, Refuse},
+		"title changed since: refuse":        {edited, events.OrderTicket{Title: "Old", Price: 9900}, Refuse},
+		"held by live Y, changed: wait":      {Ticket{Title: "Race", Price: 9900, OrderID: "Y", OrderExpiresAt: live}, events.OrderTicket{Title: "Race", Price: 1000}, Wait},
+		"already held by X, changed: ignore": {Ticket{Title: "Race", Price: 9900, OrderID: "X", OrderExpiresAt: live}, events.OrderTicket{Price: 1}, Ignore},
+	} {
+		if got := tc.ticket.OnOrderCreated("X", tc.terms, live, now); got != tc.want {
+			t.Errorf("order.created: %s: got %d, want %d", name, got, tc.want)
 		}
 	}
 
