@@ -134,6 +134,10 @@ func wantError(t *testing.T, res testenv.Response, status int, want ...[2]string
 }
 
 func TestSignUpCreatesTheUserAndStartsASession(t *testing.T) {
+	testenv.OnEachStore(t, testSignUpCreatesTheUserAndStartsASession)
+}
+
+func testSignUpCreatesTheUserAndStartsASession(t *testing.T) {
 	env := newEnv(t)
 
 	res := env.post(t, "signup", credentials{Email: "  Ann@Example.COM ", Password: "correct horse"})
@@ -188,6 +192,10 @@ func TestSignUpNeverStoresOrShowsThePassword(t *testing.T) {
 }
 
 func TestSignUpWithATakenEmailIsRefusedWhateverItsCase(t *testing.T) {
+	testenv.OnEachStore(t, testSignUpWithATakenEmailIsRefusedWhateverItsCase)
+}
+
+func testSignUpWithATakenEmailIsRefusedWhateverItsCase(t *testing.T) {
 	env := newEnv(t)
 	env.signUp(t, "ann@example.com", "correct horse")
 
@@ -200,6 +208,10 @@ func TestSignUpWithATakenEmailIsRefusedWhateverItsCase(t *testing.T) {
 }
 
 func TestConcurrentSignUpsForOneEmailCreateExactlyOneUser(t *testing.T) {
+	testenv.OnEachStore(t, testConcurrentSignUpsForOneEmailCreateExactlyOneUser)
+}
+
+func testConcurrentSignUpsForOneEmailCreateExactlyOneUser(t *testing.T) {
 	const n = 20
 	l := defaultLimits
 	l.signUp.max = n // every sign-up reaches the race for the email
@@ -236,6 +248,10 @@ func TestConcurrentSignUpsForOneEmailCreateExactlyOneUser(t *testing.T) {
 }
 
 func TestTheUniqueIndexRefusesASecondAccountForAnEmail(t *testing.T) {
+	testenv.OnEachStore(t, testTheUniqueIndexRefusesASecondAccountForAnEmail)
+}
+
+func testTheUniqueIndexRefusesASecondAccountForAnEmail(t *testing.T) {
 	// The store alone, without the API: the index, not a look-up before the insert, decides.
 	env := newEnv(t)
 	u := users{db: env.db}
@@ -274,6 +290,10 @@ func TestSignUpListsEveryBadField(t *testing.T) {
 }
 
 func TestSignInStartsASessionForTheRightPassword(t *testing.T) {
+	testenv.OnEachStore(t, testSignInStartsASessionForTheRightPassword)
+}
+
+func testSignInStartsASessionForTheRightPassword(t *testing.T) {
 	env := newEnv(t)
 	created := env.signUp(t, "ann@example.com", "correct horse")
 
@@ -320,6 +340,10 @@ func TestSignInListsEveryBadField(t *testing.T) {
 }
 
 func TestSignInUpgradesAHashMadeWithOlderParameters(t *testing.T) {
+	testenv.OnEachStore(t, testSignInUpgradesAHashMadeWithOlderParameters)
+}
+
+func testSignInUpgradesAHashMadeWithOlderParameters(t *testing.T) {
 	env := newEnv(t)
 	ctx := testenv.Context(t)
 	old, _ := hashPassword(ctx, "correct horse", cheapParams)
