@@ -46,20 +46,33 @@ export interface Ticket {
 
 export type OrderStatus = "created" | "cancelled" | "complete";
 
+/** Why a cancelled order was cancelled (orders' cancelReason). */
+export type CancelReason = "buyer" | "expired" | "ticket-changed" | "payment-refused";
+
 export interface Order {
   id: string;
+  /** What is true now: an order past its window reads "cancelled" (reason "expired") at once. */
   status: OrderStatus;
   userId: string;
   expiresAt: string;
   version: number;
   ticket: { id: string; title: string; price: number };
   paymentId?: string;
+  cancelReason?: CancelReason;
 }
 
+/**
+ * A payment as payments shows it. POST /api/payments answers 201 "succeeded" once the order is
+ * complete and the card charged, 202 "authorized" while orders has not decided yet (the amount
+ * is held, not taken), and a 400 when the order could no longer be paid (the hold is released).
+ */
 export interface Payment {
   id: string;
   orderId: string;
   stripeId: string;
+  amount: number;
+  currency: string;
+  status: "authorized" | "succeeded" | "released" | "refunded";
 }
 
 /** What the client function tells the UI at start (GET /config.json). */

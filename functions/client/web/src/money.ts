@@ -10,7 +10,7 @@ export function formatMoney(price: number): string {
 /**
  * Reads what someone typed into a price field: "19.99", "$19.99", "1,250.5", " 5 ".
  * Returns the number to send, or null when it is not a number at all. Whether the number is
- * an acceptable price (> 0, at most two decimals, at most 1,000,000) the API decides, so
+ * an acceptable price (at most two decimals, from 0.50 to 999,999.99: what Stripe charges) the API decides, so
  * that its message is the one shown.
  */
 export function parsePrice(input: string): number | null {

@@ -10,21 +10,24 @@ import { Alerts } from "./Form";
 
 interface Props {
   order: Order;
+  /** The payment is succeeded (the order complete) or still authorized (orders deciding). */
   onPaid: (p: Payment) => void;
+  /** Payments refused it with a 400: the order can no longer be paid (the page reloads it). */
+  onRefused?: () => void;
 }
 
-export function PayForm({ order, onPaid }: Props) {
+export function PayForm({ order, onPaid, onRefused }: Props) {
   const settings = useSettings();
   if (!settings) return <p className="muted">Loading the payment form…</p>;
   return settings.stripePublishableKey ? (
-    <StripeCardForm order={order} onPaid={onPaid} publishableKey={settings.stripePublishableKey} />
+    <StripeCardForm order={order} onPaid={onPaid} onRefused={onRefused} publishableKey={settings.stripePublishableKey} />
   ) : (
-    <TestMethodForm order={order} onPaid={onPaid} />
+    <TestMethodForm order={order} onPaid={onPaid} onRefused={onRefused} />
   );
 }
 
 /** Sends the PaymentMethod id to payments; the API's refusals (402 declined...) are shown. */
-function usePay(order: Order, onPaid: (p: Payment) => void) {
+function usePay(order: Order, onPaid: (p: Payment) => void, onRefused?: () => void) {
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
   async function pay(token: string) {
@@ -33,7 +36,9 @@ function usePay(order: Order, onPaid: (p: Payment) => void) {
     try {
       onPaid(await api.pay(order.id, token));
     } catch (err) {
-      setError(asApiError(err));
+      const e = asApiError(err);
+      setError(e);
+      if (e.status === 400) onRefused?.();
     } finally {
       setBusy(false);
     }
@@ -46,9 +51,9 @@ export const testMethods = [
   { id: "pm_card_chargeDeclined", label: "Visa ending in 0002", note: "the card is declined" },
 ];
 
-function TestMethodForm({ order, onPaid }: Props) {
+function TestMethodForm({ order, onPaid, onRefused }: Props) {
   const [method, setMethod] = useState(testMethods[0].id);
-  const { error, busy, pay } = usePay(order, onPaid);
+  const { error, busy, pay } = usePay(order, onPaid, onRefused);
   function submit(e: FormEvent) {
     e.preventDefault();
     void pay(method);
@@ -75,11 +80,11 @@ function TestMethodForm({ order, onPaid }: Props) {
   );
 }
 
-function StripeCardForm({ order, onPaid, publishableKey }: Props & { publishableKey: string }) {
+function StripeCardForm({ order, onPaid, onRefused, publishableKey }: Props & { publishableKey: string }) {
   const mountAt = useRef<HTMLDivElement>(null);
   const [stripe, setStripe] = useState<{ js: StripeJS; card: StripeCardElement } | null>(null);
   const [cardError, setCardError] = useState("");
-  const { error, setError, busy, setBusy, pay } = usePay(order, onPaid);
+  const { error, setError, busy, setBusy, pay } = usePay(order, onPaid, onRefused);
 
   useEffect(() => {
     let card: StripeCardElement | null = null;

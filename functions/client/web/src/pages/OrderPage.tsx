@@ -1,6 +1,8 @@
 // One order: its ticket, a live countdown to expiresAt, and the pay form while it is payable.
-// Paying answers 201 at once; orders marks the order complete when payments' event reaches
-// it, so the page then watches the order until it says so.
+// Paying authorizes the card and waits for orders' decision: 201 "succeeded" means the order is
+// complete (the page reloads it), 202 "authorized" means orders has not decided yet (the page
+// watches the order until it says complete or cancelled), a 400 means the order could no longer
+// be paid and the hold was released (the page reloads it and says why).
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, asApiError, ApiError } from "../api";
@@ -9,7 +11,7 @@ import { Alerts } from "../components/Form";
 import { PayForm } from "../components/PayForm";
 import { StatusBadge } from "../components/StatusBadge";
 import { formatMoney } from "../money";
-import { orderState } from "../orderState";
+import { cancelNote, orderState } from "../orderState";
 import { useApi } from "../useApi";
 import { useNow } from "../useNow";
 import { useTitle } from "../useTitle";
@@ -95,7 +97,11 @@ export function OrderPage() {
           <p className="countdown" aria-live="off">
             Time left to pay: <strong data-testid="countdown">{formatTimeLeft(timeLeft(order.expiresAt, now))}</strong>
           </p>
-          <PayForm order={order} onPaid={() => setPaid(true)} />
+          <PayForm
+            order={order}
+            onPaid={(p) => (p.status === "succeeded" ? reload() : setPaid(true))}
+            onRefused={reload}
+          />
           <Alerts messages={error ? error.general() : []} />
           <button type="button" className="link-button cancel" onClick={cancel} disabled={cancelling}>
             Cancel this order
@@ -104,7 +110,7 @@ export function OrderPage() {
       )}
       {confirming && (
         <p className="note" role="status">
-          Payment received. Confirming your order…
+          Your card is authorized. Confirming your order…
           {slow && (
             <>
               {" "}
@@ -121,8 +127,7 @@ export function OrderPage() {
       )}
       {state === "cancelled" && (
         <p className="note">
-          This order was cancelled{paid ? "; your payment will be refunded" : ""}.{" "}
-          <Link to="/">See the tickets for sale</Link>.
+          {cancelNote(order)} <Link to="/">See the tickets for sale</Link>.
         </p>
       )}
       {state === "complete" && (
