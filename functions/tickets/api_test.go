@@ -12,6 +12,10 @@ import (
 )
 
 func TestCreateTicketStoresItAndPublishesTicketCreated(t *testing.T) {
+	testenv.OnEachStore(t, testCreateTicketStoresItAndPublishesTicketCreated)
+}
+
+func testCreateTicketStoresItAndPublishesTicketCreated(t *testing.T) {
 	// Arrange
 	e := newEnv(t)
 
@@ -146,6 +150,10 @@ func TestCreateTicketNeedsJSONContentType(t *testing.T) {
 }
 
 func TestShowTicket(t *testing.T) {
+	testenv.OnEachStore(t, testShowTicket)
+}
+
+func testShowTicket(t *testing.T) {
 	e := newEnv(t)
 	tk, order := e.reserved()
 
@@ -172,6 +180,10 @@ func TestShowTicket(t *testing.T) {
 }
 
 func TestListingShowsFreeTicketsNewestFirst(t *testing.T) {
+	testenv.OnEachStore(t, testListingShowsFreeTicketsNewestFirst)
+}
+
+func testListingShowsFreeTicketsNewestFirst(t *testing.T) {
 	// Arrange: five tickets; one reserved, one sold, one reserved and then released.
 	e := newEnv(t)
 	var tks []ticketJSON
@@ -199,6 +211,10 @@ func TestListingShowsFreeTicketsNewestFirst(t *testing.T) {
 }
 
 func TestListingPagesWithAfter(t *testing.T) {
+	testenv.OnEachStore(t, testListingPagesWithAfter)
+}
+
+func testListingPagesWithAfter(t *testing.T) {
 	e := newEnv(t)
 	var ids []string
 	for range 7 {
@@ -231,6 +247,10 @@ func TestListingPagesWithAfter(t *testing.T) {
 }
 
 func TestListingLimits(t *testing.T) {
+	testenv.OnEachStore(t, testListingLimits)
+}
+
+func testListingLimits(t *testing.T) {
 	e := newEnv(t)
 	for range DefaultLimit + 1 {
 		e.create("t", 10)
@@ -268,6 +288,10 @@ func TestListingIsAnEmptyArrayWhenNothingIsForSale(t *testing.T) {
 }
 
 func TestUpdateTicketBumpsTheVersionAndPublishesTicketUpdated(t *testing.T) {
+	testenv.OnEachStore(t, testUpdateTicketBumpsTheVersionAndPublishesTicketUpdated)
+}
+
+func testUpdateTicketBumpsTheVersionAndPublishesTicketUpdated(t *testing.T) {
 	e := newEnv(t)
 	tk := e.create("Concert", 10)
 

@@ -15,6 +15,10 @@ import (
 )
 
 func TestOrderCreatedReservesTheTicketOnce(t *testing.T) {
+	testenv.OnEachStore(t, testOrderCreatedReservesTheTicketOnce)
+}
+
+func testOrderCreatedReservesTheTicketOnce(t *testing.T) {
 	// Arrange
 	e := newEnv(t)
 	tk := e.create("Concert", 10)
@@ -40,6 +44,10 @@ func TestOrderCreatedReservesTheTicketOnce(t *testing.T) {
 }
 
 func TestOrderCancelledReleasesTheTicketOnce(t *testing.T) {
+	testenv.OnEachStore(t, testOrderCancelledReleasesTheTicketOnce)
+}
+
+func testOrderCancelledReleasesTheTicketOnce(t *testing.T) {
 	e := newEnv(t)
 	tk, order := e.reserved()
 	cancel := orderCancelled(order, tk.ID)
@@ -88,6 +96,10 @@ func TestStaleCancelNeverFreesAnotherOrdersReservation(t *testing.T) {
 }
 
 func TestOrderCompletedSellsTheTicketForGood(t *testing.T) {
+	testenv.OnEachStore(t, testOrderCompletedSellsTheTicketForGood)
+}
+
+func testOrderCompletedSellsTheTicketForGood(t *testing.T) {
 	e := newEnv(t)
 	tk, order := e.reserved()
 
@@ -308,6 +320,10 @@ func TestAnyDeliveryOrderLeavesTheTicketWithItsLiveOrder(t *testing.T) {
 }
 
 func TestConcurrentDeliveriesLeaveTheTicketWithItsLiveOrder(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testConcurrentDeliveriesLeaveTheTicketWithItsLiveOrder)
+}
+
+func testConcurrentDeliveriesLeaveTheTicketWithItsLiveOrder(t *testing.T) {
 	// The Broker may deliver one ticket's events in parallel: every delivery goes out on its
 	// own goroutine, and a 503 is sent again until it is accepted.
 	checkHistories(t, 100, 7, func(seed uint64, handle func(cloudevents.Event) error, deliveries []cloudevents.Event) {
@@ -340,6 +356,10 @@ func TestConcurrentDeliveriesLeaveTheTicketWithItsLiveOrder(t *testing.T) {
 // and the ticket stays free at the edited terms. Before tickets compared the order's terms,
 // every round that accepted an edit also reserved: the seller told 99, the buyer charged 10.
 func TestAnEditAndAReservationRacingHaveOneWinner(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testAnEditAndAReservationRacingHaveOneWinner)
+}
+
+func testAnEditAndAReservationRacingHaveOneWinner(t *testing.T) {
 	e := newEnv(t)
 	for _, c := range []struct{ rounds, editors int }{{40, 1}, {10, 8}} {
 		for round := range c.rounds {
@@ -397,6 +417,10 @@ func TestAnEditAndAReservationRacingHaveOneWinner(t *testing.T) {
 }
 
 func TestTheOutboxPublishesOnceTheBrokerIsBack(t *testing.T) {
+	testenv.OnEachStore(t, testTheOutboxPublishesOnceTheBrokerIsBack)
+}
+
+func testTheOutboxPublishesOnceTheBrokerIsBack(t *testing.T) {
 	// Arrange: the Broker refuses everything.
 	e := newEnv(t)
 	e.sink.Fail(http.StatusServiceUnavailable, -1)
