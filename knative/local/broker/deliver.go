@@ -79,9 +79,11 @@ func (b *Broker) handle(tr *trigger, msg jetstream.Msg) {
 	_ = e.Context.SetExtension(TTLExtension, nil) // the subscriber never sees the Broker's hop count
 
 	start := time.Now()
+	ctx, endSpan := b.traceAttempt(ctx, tr.name, e, attempt) // tracing.go
 	stopProgress := b.inProgress(msg)
 	out := b.send(ctx, tr.subscriber, e, tr.timeout)
 	stopProgress()
+	endSpan(out.code, out.err)
 	rec := Record{Stage: StageDelivered, Event: summary(e), Trigger: tr.name, Code: out.code, Attempt: attempt, Duration: time.Since(start)}
 	if out.err != nil {
 		rec.Error = out.err.Error()
@@ -163,6 +165,7 @@ func (b *Broker) send(ctx context.Context, to *url.URL, e cloudevents.Event, tim
 		return outcome{err: err}
 	}
 	req.Header.Set("Prefer", "reply") // as Knative's dispatcher: a reply event is welcome
+	injectTrace(req.Context(), req)
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return outcome{err: err}
@@ -209,6 +212,7 @@ func (b *Broker) reply(ctx context.Context, tr *trigger, out outcome, hops int32
 	if err := r.Context.SetExtension(TTLExtension, hops-1); err != nil {
 		return err
 	}
+	b.traceReply(ctx, tr.name, &r) // tracing.go
 	if _, err := b.Publish(ctx, r); err != nil {
 		return err
 	}

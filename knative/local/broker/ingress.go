@@ -47,12 +47,15 @@ func (b *Broker) serveEvent(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody("invalid CloudEvent: "+err.Error()))
 		return
 	}
-	if _, err := b.Publish(r.Context(), *e); err != nil {
+	ctx, endSpan := b.traceIngress(r, e) // tracing.go
+	if _, err := b.Publish(ctx, *e); err != nil {
 		b.log.Errorw("cannot store an event", "id", e.ID(), "type", e.Type(), "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody("the broker cannot store events right now"))
+		endSpan(http.StatusServiceUnavailable)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+	endSpan(http.StatusAccepted)
 }
 
 func (b *Broker) serveFeed(w http.ResponseWriter, r *http.Request) {
