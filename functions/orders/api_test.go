@@ -18,6 +18,10 @@ import (
 )
 
 func TestPlacingAnOrderReservesTheTicketAndPublishesOrderCreated(t *testing.T) {
+	testenv.OnEachStore(t, testPlacingAnOrderReservesTheTicketAndPublishesOrderCreated)
+}
+
+func testPlacingAnOrderReservesTheTicketAndPublishesOrderCreated(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	seller, buyer := h.user(t, "seller"), h.user(t, "buyer")
@@ -89,6 +93,10 @@ func TestPlacingAnOrderRejectsBadRequests(t *testing.T) {
 }
 
 func TestAReservedTicketCannotBeOrderedAgain(t *testing.T) {
+	testenv.OnEachStore(t, testAReservedTicketCannotBeOrderedAgain)
+}
+
+func testAReservedTicketCannotBeOrderedAgain(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	ticketID := h.ticket(t, h.user(t, "seller"))
@@ -125,6 +133,10 @@ func post(url, token string, body any) (int, []byte, error) {
 }
 
 func TestOfManyConcurrentBuyersExactlyOneGetsTheTicket(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testOfManyConcurrentBuyersExactlyOneGetsTheTicket)
+}
+
+func testOfManyConcurrentBuyersExactlyOneGetsTheTicket(t *testing.T) {
 	// Arrange: 200 different buyers, one ticket.
 	const buyers = 200
 	h := newHarness(t)
@@ -186,6 +198,10 @@ func TestOfManyConcurrentBuyersExactlyOneGetsTheTicket(t *testing.T) {
 }
 
 func TestShowingAnOrder(t *testing.T) {
+	testenv.OnEachStore(t, testShowingAnOrder)
+}
+
+func testShowingAnOrder(t *testing.T) {
 	h := newHarness(t)
 	buyer, other := h.user(t, "buyer"), h.user(t, "other")
 	o := h.mustBuy(t, buyer, h.ticket(t, h.user(t, "seller")))
@@ -211,6 +227,10 @@ func TestShowingAnOrder(t *testing.T) {
 }
 
 func TestListingShowsTheCallersOrdersNewestFirst(t *testing.T) {
+	testenv.OnEachStore(t, testListingShowsTheCallersOrdersNewestFirst)
+}
+
+func testListingShowsTheCallersOrdersNewestFirst(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	seller, buyer, other := h.user(t, "seller"), h.user(t, "buyer"), h.user(t, "other")
@@ -237,6 +257,10 @@ func TestListingShowsTheCallersOrdersNewestFirst(t *testing.T) {
 }
 
 func TestCancellingAnOrderReleasesTheTicketOnce(t *testing.T) {
+	testenv.OnEachStore(t, testCancellingAnOrderReleasesTheTicketOnce)
+}
+
+func testCancellingAnOrderReleasesTheTicketOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	buyer, ticketID, o := h.placed(t)

@@ -13,6 +13,10 @@ import (
 )
 
 func TestTicketCreatedIsReplicatedOnce(t *testing.T) {
+	testenv.OnEachStore(t, testTicketCreatedIsReplicatedOnce)
+}
+
+func testTicketCreatedIsReplicatedOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	seller := h.user(t, "seller")
@@ -34,6 +38,10 @@ func TestTicketCreatedIsReplicatedOnce(t *testing.T) {
 }
 
 func TestTicketUpdatesApplyInVersionOrderOnly(t *testing.T) {
+	testenv.OnEachStore(t, testTicketUpdatesApplyInVersionOrderOnly)
+}
+
+func testTicketUpdatesApplyInVersionOrderOnly(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	seller := h.user(t, "seller")
@@ -132,6 +140,10 @@ func TestMalformedEventsAreRefusedForGood(t *testing.T) {
 }
 
 func TestExpiryCancelsACreatedOrderAndReleasesItsTicketOnce(t *testing.T) {
+	testenv.OnEachStore(t, testExpiryCancelsACreatedOrderAndReleasesItsTicketOnce)
+}
+
+func testExpiryCancelsACreatedOrderAndReleasesItsTicketOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	buyer, ticketID, o := h.placed(t)
@@ -188,6 +200,10 @@ func TestExpiryOfAnUnknownOrderIsANoOp(t *testing.T) {
 }
 
 func TestPaymentCompletesTheOrderOnce(t *testing.T) {
+	testenv.OnEachStore(t, testPaymentCompletesTheOrderOnce)
+}
+
+func testPaymentCompletesTheOrderOnce(t *testing.T) {
 	// Arrange
 	h := newHarness(t)
 	buyer, ticketID, o := h.placed(t)
@@ -230,6 +246,10 @@ func wantRejection(t *testing.T, status int, reply *cloudevents.Event, orderID, 
 }
 
 func TestLatePaymentAfterExpiryIsRejectedAndTheOrderCancelled(t *testing.T) {
+	testenv.OnEachStore(t, testLatePaymentAfterExpiryIsRejectedAndTheOrderCancelled)
+}
+
+func testLatePaymentAfterExpiryIsRejectedAndTheOrderCancelled(t *testing.T) {
 	// Arrange: the order's time runs out before the expiration event arrives.
 	h := newHarness(t)
 	buyer, ticketID, o := h.placed(t)

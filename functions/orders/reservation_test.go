@@ -66,6 +66,10 @@ func TestAnExpiredReservationIsTakenOverAndItsOrderCancelled(t *testing.T) {
 }
 
 func TestConcurrentTakeoversOfOneExpiredReservationHaveOneWinner(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testConcurrentTakeoversOfOneExpiredReservationHaveOneWinner)
+}
+
+func testConcurrentTakeoversOfOneExpiredReservationHaveOneWinner(t *testing.T) {
 	// Arrange
 	const buyers = 50
 	h := newHarness(t)
@@ -329,6 +333,10 @@ func TestEventsLeftByABrokerOutageGoOutLater(t *testing.T) {
 }
 
 func TestReserveIsOneAtomicCompareAndSet(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testReserveIsOneAtomicCompareAndSet)
+}
+
+func testReserveIsOneAtomicCompareAndSet(t *testing.T) {
 	// Arrange: the CAS itself, without the HTTP round trip that spaces racing requests out.
 	const racers = 200
 	h := newHarness(t)
@@ -387,6 +395,10 @@ func (c casHook) UpdateOne(ctx context.Context, filter, update any, opts ...*opt
 }
 
 func TestATakeoverAndALatePaymentOfItsHolderCannotBothWin(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testATakeoverAndALatePaymentOfItsHolderCannotBothWin)
+}
+
+func testATakeoverAndALatePaymentOfItsHolderCannotBothWin(t *testing.T) {
 	// Arrange: A's payment was decided while A was payable; it writes in the very moment
 	// between the takeover's decision and its CAS.
 	var (
