@@ -1,4 +1,4 @@
-// events_test.go: the order replica and refunds, through the real event receiver.
+// events_test.go: the order replica, captures, releases and refunds, through the real event receiver.
 package main
 
 import (
@@ -95,14 +95,14 @@ func TestOrderStatusEventsApplyInVersionOrder(t *testing.T) {
 			t.Fatal("an early event created a replica")
 		}
 	})
-	t.Run("malformed events answer 400", func(t *testing.T) {
+	t.Run("malformed events are never taken: 500, retried, then dead-lettered", func(t *testing.T) {
 		bad := events.New(events.OrderCancelled{ID: "nope", Version: 1})
-		if status := h.send(t, bad); status != http.StatusBadRequest {
-			t.Fatalf("malformed order.cancelled answered %d, want 400", status)
+		if status := h.send(t, bad); status != http.StatusInternalServerError {
+			t.Fatalf("malformed order.cancelled answered %d, want 500", status)
 		}
 		e := orderEvent(t, primitive.NewObjectID().Hex(), buyer.ID, "19.999", time.Now().Add(time.Hour))
-		if status := h.send(t, e); status != http.StatusBadRequest {
-			t.Fatalf("order.created with a price of 3 decimals answered %d, want 400", status)
+		if status := h.send(t, e); status != http.StatusInternalServerError {
+			t.Fatalf("order.created with a price of 3 decimals answered %d, want 500", status)
 		}
 	})
 }
@@ -202,11 +202,11 @@ func TestPaymentRejectedRefundsOnce(t *testing.T) {
 	})
 }
 
-func TestUnknownEventTypeAnswers400(t *testing.T) {
+func TestUnknownEventTypeIsNeverTaken(t *testing.T) {
 	h := newHarness(t, newStandIn(t).URL)
 	e := events.New(events.TicketCreated{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 100, UserID: primitive.NewObjectID().Hex()})
-	if status, _ := testenv.Send(t, h.URL, e, true); status != http.StatusBadRequest {
-		t.Fatalf("ticket.created answered %d, want 400", status)
+	if status, _ := testenv.Send(t, h.URL, e, true); status != http.StatusInternalServerError {
+		t.Fatalf("ticket.created answered %d, want 500", status)
 	}
 }
 
@@ -221,4 +221,98 @@ func TestHandlesExactlyTheEventsTheCatalogueRoutesHere(t *testing.T) {
 			t.Errorf("no handler for %s, which the catalogue routes to payments", typ)
 		}
 	}
+}
+
+// authorized starts paying a fresh order while the test plays orders, and returns the payment
+// once it is authorized, with the channel the payment request will answer on.
+func authorized(t *testing.T, h *harness) (Payment, <-chan testenv.Response) {
+	t.Helper()
+	h.manual.Store(true)
+	buyer := h.user(t)
+	orderID := h.order(t, buyer, "10", time.Hour)
+	answer := make(chan testenv.Response, 1)
+	go func() { answer <- h.pay(t, buyer, orderID, pmVisa) }()
+	return h.waitStatus(t, orderID, paymentAuthorized), answer
+}
+
+func TestPaymentRejectedReleasesTheAuthorizationOnce(t *testing.T) {
+	t.Run("delivered twice at once: one release, nothing charged, the buyer told so", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p, answer := authorized(t, h)
+		e := events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID.Hex(), Reason: events.RejectedExpired})
+
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if status := h.send(t, e); status != http.StatusAccepted {
+					t.Errorf("payment.rejected answered %d, want 202", status)
+				}
+			})
+		}
+		wg.Wait()
+
+		if msg := expectStatus(t, receive(t, answer), http.StatusBadRequest); msg != ErrReleasedExpired.Error() {
+			t.Fatalf("the payment request answered %q, want %q", msg, ErrReleasedExpired.Error())
+		}
+		held, released := stripe.holds()
+		if charges, refunds := stripe.counts(); held != 1 || released != 1 || charges != 0 || refunds != 0 {
+			t.Fatalf("Stripe: %d held, %d released, %d charged, %d refunded; want 1 held and released, none charged",
+				held, released, charges, refunds)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentReleased || got.Reason != events.RejectedExpired {
+			t.Fatalf("payment %+v, want released (expired)", got)
+		}
+	})
+	t.Run("Stripe unreachable: 503, still authorized, released once on redelivery", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p, answer := authorized(t, h)
+		e := events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID.Hex(), Reason: events.RejectedCancelled})
+		stripe.setMode("lose-answer")
+
+		if status := h.send(t, e); status != http.StatusServiceUnavailable {
+			t.Fatalf("payment.rejected answered %d, want 503", status)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentAuthorized {
+			t.Fatalf("payment is %q after a failed release, want authorized", got.Status)
+		}
+		stripe.setMode("")
+		if status := h.send(t, e); status != http.StatusAccepted {
+			t.Fatalf("redelivery answered %d, want 202", status)
+		}
+		expectStatus(t, receive(t, answer), http.StatusBadRequest)
+		if _, released := stripe.holds(); released != 1 {
+			t.Fatalf("%d releases, want 1 (the lost one, replayed)", released)
+		}
+	})
+	t.Run("order.completed captures the authorized payment once, even delivered twice at once", func(t *testing.T) {
+		stripe := newStandIn(t)
+		h := newHarness(t, stripe.URL)
+		p, answer := authorized(t, h)
+		e := events.New(events.OrderCompleted{ID: p.OrderID, Version: 1, UserID: p.UserID, UserEmail: "buyer@example.com",
+			Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 1000}, PaymentID: p.ID.Hex()})
+
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				// 503: the parallel delivery won the replica's update; the Broker's retry sees it applied.
+				if status := h.send(t, e); status != http.StatusAccepted && status != http.StatusServiceUnavailable {
+					t.Errorf("order.completed answered %d, want 202 (or 503, retried)", status)
+				}
+			})
+		}
+		wg.Wait()
+		if status := h.send(t, e); status != http.StatusAccepted {
+			t.Fatalf("order.completed redelivered answered %d, want 202", status)
+		}
+
+		expectStatus(t, receive(t, answer), http.StatusCreated)
+		if charges, _ := stripe.counts(); charges != 1 {
+			t.Fatalf("%d captures, want 1", charges)
+		}
+		if got := h.paymentOf(t, p.OrderID); got.Status != paymentSucceeded {
+			t.Fatalf("payment is %q, want succeeded", got.Status)
+		}
+	})
 }
