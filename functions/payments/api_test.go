@@ -62,6 +62,10 @@ func TestPayRejectsBadRequests(t *testing.T) {
 }
 
 func TestPayRefusesWhatCannotBePaid(t *testing.T) {
+	testenv.OnEachStore(t, testPayRefusesWhatCannotBePaid)
+}
+
+func testPayRefusesWhatCannotBePaid(t *testing.T) {
 	stripe := newStandIn(t)
 	h := newHarness(t, stripe.URL)
 	buyer := h.user(t)
@@ -198,6 +202,10 @@ func TestStripeUnreachableAnswers503AndTheRetryPaysOnce(t *testing.T) {
 }
 
 func TestLostAnswerIsReplayedWithTheSameKeyNotChargedAgain(t *testing.T) {
+	testenv.OnEachStore(t, testLostAnswerIsReplayedWithTheSameKeyNotChargedAgain)
+}
+
+func testLostAnswerIsReplayedWithTheSameKeyNotChargedAgain(t *testing.T) {
 	stripe := newStandIn(t)
 	h := newHarness(t, stripe.URL)
 	buyer := h.user(t)
@@ -292,6 +300,10 @@ func TestAbandonedClaimIsFinishedWithItsOwnKey(t *testing.T) {
 }
 
 func TestConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testConcurrentPaymentsForOneOrderChargeOnce)
+}
+
+func testConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
 	stripe := newStandIn(t)
 	h := newHarness(t, stripe.URL)
 	buyer := h.user(t)
@@ -345,6 +357,10 @@ func TestConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
 }
 
 func TestListShowsTheCallersPayments(t *testing.T) {
+	testenv.OnEachStore(t, testListShowsTheCallersPayments)
+}
+
+func testListShowsTheCallersPayments(t *testing.T) {
 	stripe := newStandIn(t)
 	h := newHarness(t, stripe.URL)
 	buyer, other := h.user(t), h.user(t)

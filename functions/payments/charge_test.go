@@ -13,6 +13,10 @@ import (
 )
 
 func TestClaimHasExactlyOneWinner(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testClaimHasExactlyOneWinner)
+}
+
+func testClaimHasExactlyOneWinner(t *testing.T) {
 	h := newHarness(t, newStandIn(t).URL)
 	buyer := h.user(t)
 	payer := &Payer{store: h.store}
