@@ -65,6 +65,7 @@ func (s *System) functionEnv(svc *servingv1.Service) ([]string, error) {
 		}
 		env = append(env, "K_SINK="+u.String())
 	}
+	env = append(env, s.traceEnv...) // tracing.go: set with TRACE=1 or OTEL_EXPORTER_OTLP_ENDPOINT
 	return env, nil
 }
 

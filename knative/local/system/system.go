@@ -74,6 +74,8 @@ type System struct {
 	stop     context.CancelFunc
 	pings    sync.WaitGroup
 	closers  []func()
+	jaeger   string   // the trace viewer's URL (tracing.go)
+	traceEnv []string // OTEL_* settings of every function (tracing.go)
 }
 
 // URL is the ingress, e.g. http://127.0.0.1:8080.
@@ -209,7 +211,7 @@ func (s *System) startBacking(ctx context.Context) error {
 	default:
 		s.line("stripe", "api.stripe.com with STRIPE_KEY")
 	}
-	return nil
+	return s.startTracing()
 }
 
 // build compiles every function of the manifests (the Services with a ko:// image) and
