@@ -42,6 +42,7 @@ lint: ## go vet, gofmt and staticcheck over every module
 # The whole system on this machine, from the manifests (knative/local; README: Run it locally).
 # Settings from the environment: ADDR, DATA, IDLE, TICK, EXPIRATION_WINDOW, VERBOSE, and
 # NATS_URL, MONGO_URL, REDIS_URL, STRIPE_KEY, JWT_KEY, SENDGRID_API_KEY for real services.
+# TRACE=1 also starts Jaeger (UI on JAEGER_UI, default 127.0.0.1:16686; README: Follow a purchase).
 LOCAL := go run ./knative/local/cmd/tickit-local
 
 .PHONY: run
@@ -63,6 +64,14 @@ dlq: ## list the local Broker's dead letters
 .PHONY: replay
 replay: ## deliver a dead letter again to its trigger: make replay ID=<event id>
 	$(LOCAL) replay -id '$(ID)'
+
+.PHONY: trace
+trace: ## print one order's traces as trees of spans with durations, from Jaeger (TRACE=1 make run): make trace ORDER=<id>
+	go run ./knative/local/cmd/tickit-trace -order '$(ORDER)'
+
+.PHONY: trace-e2e
+trace-e2e: ## one purchase through the system with Jaeger is one trace through every function and the Broker (builds Jaeger once, ~3 min)
+	TICKIT_TRACE_E2E=1 go test -count=1 -timeout 15m -run TestOnePurchaseIsOneTrace -v ./knative/local/traces
 
 # The kind cluster path (README: Deploy to kind). Needs docker, kind, kubectl and ko;
 # the Knative and eventing-natss versions are pinned at the top of hack/cluster.sh.
