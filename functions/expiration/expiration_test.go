@@ -347,15 +347,15 @@ func TestRedisDownAnswers503SoTheBrokerRetries(t *testing.T) {
 	}
 }
 
-func TestMalformedEventsAre400(t *testing.T) {
+func TestMalformedEventsAreNeverTaken(t *testing.T) {
 	// Arrange
 	v := setup(t)
 	bad := created("not-an-id", time.Now())
 	noExpiry := created(newID(), time.Time{})
 
 	// Act + Assert
-	v.send(t, bad, http.StatusBadRequest)
-	v.send(t, noExpiry, http.StatusBadRequest)
+	v.send(t, bad, http.StatusInternalServerError) // never taken: retried, then dead-lettered
+	v.send(t, noExpiry, http.StatusInternalServerError)
 	if n := v.card(t, dueKey); n != 0 {
 		t.Fatalf("a malformed event queued %d orders", n)
 	}

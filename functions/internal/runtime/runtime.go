@@ -23,9 +23,10 @@ import (
 )
 
 // EventHandler handles one CloudEvent. It returns an optional reply event (the Broker ingests
-// it) and an error: a malformed event (events.MalformedError) is answered 400, any other error
-// 503 so that the Broker delivers again later. Success, a duplicate and an event that no longer
-// applies all return nil.
+// it) and an error: a malformed event (events.MalformedError) is answered 500, which the Broker
+// retries and then dead-letters (a 4xx would be dropped unseen), any other error 503 so that
+// the Broker delivers again later. Success, a duplicate and an event that no longer applies all
+// return nil.
 type EventHandler func(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error)
 
 // Function is one tickit function.

@@ -2,12 +2,17 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/tickit/tickit/events"
 	"github.com/tickit/tickit/functions/internal/httpapi"
@@ -77,26 +82,66 @@ func TestEventWithoutReplyIsAccepted(t *testing.T) {
 	}
 }
 
+// What each answer makes the real Broker do is measured by the delivery table (knative/delivery:
+// knative/local in make test, the MT Broker over NatsJetStreamChannel in make conformance): a
+// 4xx before the last attempt is dropped without reaching the dead-letter sink, so an event a
+// function can never take is answered 500, retried, and then dead-lettered with the reason.
 func TestEventStatusesGuideTheBroker(t *testing.T) {
 	srv := testenv.Serve(t, echoFunction())
 	badData := events.New(events.ExpirationCompleted{OrderID: orderID})
 	_ = badData.SetData(cloudevents.ApplicationJSON, map[string]string{"orderId": "not-an-id"})
+	longBad := events.New(events.ExpirationCompleted{OrderID: orderID})
+	_ = longBad.SetData(cloudevents.ApplicationJSON, map[string]string{"orderId": strings.Repeat("é", 2000)})
 	cases := []struct {
-		name  string
-		event cloudevents.Event
-		want  int
+		name    string
+		event   cloudevents.Event
+		want    int
+		message string
 	}{
-		{"unknown type is terminal", events.New(events.TicketCreated{}), http.StatusBadRequest},
-		{"malformed data is terminal", badData, http.StatusBadRequest},
-		{"retryable error asks for redelivery", events.New(events.ExpirationCompleted{OrderID: "65a1b2c3d4e5f60718293aaa"}), http.StatusServiceUnavailable},
+		{"unknown type is never taken: retried, then dead-lettered", events.New(events.TicketCreated{}), http.StatusInternalServerError, "unknown event type"},
+		{"malformed data is never taken: retried, then dead-lettered", badData, http.StatusInternalServerError, "malformed event, never taken"},
+		{"a long reason is cut to fit the dead letter", longBad, http.StatusInternalServerError, "malformed event, never taken"},
+		{"retryable error asks for redelivery", events.New(events.ExpirationCompleted{OrderID: "65a1b2c3d4e5f60718293aaa"}), http.StatusServiceUnavailable, "retry later: replica one version behind"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if status, _ := testenv.Send(t, srv.URL, c.event, false); status != c.want {
+			status, body := sendEvent(t, srv.URL, c.event)
+			if status != c.want {
 				t.Fatalf("status %d, want %d", status, c.want)
+			}
+			var got struct {
+				Errors []httpapi.FieldError `json:"errors"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil || len(got.Errors) != 1 || !strings.Contains(got.Errors[0].Message, c.message) {
+				t.Fatalf("body %s, want the error format with %q", body, c.message)
+			}
+			if n := len(got.Errors[0].Message); n > runtime.MaxRefusal || !utf8.ValidString(got.Errors[0].Message) {
+				t.Fatalf("a message of %d bytes (valid UTF-8: %v), want at most %d", n, utf8.ValidString(got.Errors[0].Message), runtime.MaxRefusal)
 			}
 		})
 	}
+}
+
+// sendEvent posts e in binary mode and returns the status and the body.
+func sendEvent(t *testing.T, url string, e cloudevents.Event) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
 }
 
 func TestNotACloudEventIsRejected(t *testing.T) {
@@ -122,8 +167,9 @@ func TestOversizedEventIsRejected(t *testing.T) {
 	srv := testenv.Serve(t, echoFunction())
 	big := events.New(events.ExpirationCompleted{OrderID: orderID})
 	_ = big.SetData(cloudevents.ApplicationJSON, map[string]string{"orderId": orderID, "pad": strings.Repeat("x", 2<<20)})
-	if status, _ := testenv.Send(t, srv.URL, big, false); status != http.StatusBadRequest {
-		t.Fatalf("2 MiB event: status %d, want 400", status)
+	// Never taken, so answered as a malformed event: the Broker dead-letters it after its retries.
+	if status, body := sendEvent(t, srv.URL, big); status != http.StatusInternalServerError || !strings.Contains(string(body), "never taken") {
+		t.Fatalf("2 MiB event: status %d %s, want 500, never taken", status, body)
 	}
 }
 
