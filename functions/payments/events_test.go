@@ -146,15 +146,11 @@ func TestPaymentRejectedRefundsOnce(t *testing.T) {
 		p := paid(t, h)
 		e := rejected(p)
 
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(func() {
-				if status := h.send(t, e); status != http.StatusAccepted {
-					t.Errorf("payment.rejected answered %d, want 202", status)
-				}
-			})
+		for _, status := range twiceAtOnce(t, h, e) {
+			if status != http.StatusAccepted {
+				t.Errorf("payment.rejected answered %d, want 202", status)
+			}
 		}
-		wg.Wait()
 
 		if _, refunds := stripe.counts(); refunds != 1 {
 			t.Fatalf("%d refunds, want 1", refunds)
@@ -223,6 +219,18 @@ func TestHandlesExactlyTheEventsTheCatalogueRoutesHere(t *testing.T) {
 	}
 }
 
+// twiceAtOnce delivers e twice at the same moment and returns both statuses.
+func twiceAtOnce(t *testing.T, h *harness, e cloudevents.Event) []int {
+	t.Helper()
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() { statuses[i] = h.send(t, e) })
+	}
+	wg.Wait()
+	return statuses
+}
+
 // authorized starts paying a fresh order while the test plays orders, and returns the payment
 // once it is authorized, with the channel the payment request will answer on.
 func authorized(t *testing.T, h *harness) (Payment, <-chan testenv.Response) {
@@ -242,15 +250,11 @@ func TestPaymentRejectedReleasesTheAuthorizationOnce(t *testing.T) {
 		p, answer := authorized(t, h)
 		e := events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID.Hex(), Reason: events.RejectedExpired})
 
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(func() {
-				if status := h.send(t, e); status != http.StatusAccepted {
-					t.Errorf("payment.rejected answered %d, want 202", status)
-				}
-			})
+		for _, status := range twiceAtOnce(t, h, e) {
+			if status != http.StatusAccepted {
+				t.Errorf("payment.rejected answered %d, want 202", status)
+			}
 		}
-		wg.Wait()
 
 		if msg := expectStatus(t, receive(t, answer), http.StatusBadRequest); msg != ErrReleasedExpired.Error() {
 			t.Fatalf("the payment request answered %q, want %q", msg, ErrReleasedExpired.Error())
@@ -293,16 +297,12 @@ func TestPaymentRejectedReleasesTheAuthorizationOnce(t *testing.T) {
 		e := events.New(events.OrderCompleted{ID: p.OrderID, Version: 1, UserID: p.UserID, UserEmail: "buyer@example.com",
 			Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 1000}, PaymentID: p.ID.Hex()})
 
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(func() {
-				// 503: the parallel delivery won the replica's update; the Broker's retry sees it applied.
-				if status := h.send(t, e); status != http.StatusAccepted && status != http.StatusServiceUnavailable {
-					t.Errorf("order.completed answered %d, want 202 (or 503, retried)", status)
-				}
-			})
+		for _, status := range twiceAtOnce(t, h, e) {
+			// 503: the parallel delivery won the replica's update; the Broker's retry sees it applied.
+			if status != http.StatusAccepted && status != http.StatusServiceUnavailable {
+				t.Errorf("order.completed answered %d, want 202 (or 503, retried)", status)
+			}
 		}
-		wg.Wait()
 		if status := h.send(t, e); status != http.StatusAccepted {
 			t.Fatalf("order.completed redelivered answered %d, want 202", status)
 		}
