@@ -11,6 +11,7 @@ require (
 	github.com/rickb777/date v1.13.0
 	github.com/robfig/cron/v3 v3.0.1
 	github.com/tickit/tickit/events v0.0.0
+	github.com/tickit/tickit/knative/delivery v0.0.0
 	go.uber.org/zap v1.28.0
 	k8s.io/api v0.35.7
 	k8s.io/apimachinery v0.35.7
@@ -112,3 +113,5 @@ require (
 )
 
 replace github.com/tickit/tickit/events => ../../events
+
+replace github.com/tickit/tickit/knative/delivery => ../delivery

@@ -97,7 +97,9 @@ func newSubscriber(t *testing.T, answer func(e cloudevents.Event, n int) (int, *
 			return
 		}
 		w.WriteHeader(code)
-		fmt.Fprintf(w, "answer %d", code)
+		if code/100 != 2 { // a 2xx body that is not an event is a failure (the filter's 502)
+			fmt.Fprintf(w, "answer %d", code)
+		}
 	}))
 	t.Cleanup(s.Close)
 	return s
@@ -217,13 +219,47 @@ func mustSend(t *testing.T, ingress string, e cloudevents.Event) {
 // eventually waits for cond; the deadline only bounds a hung test.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitFor)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitFor is how long a test waits for something the Broker should do in well under a second;
+// it only bounds a hung test.
+const waitFor = 20 * time.Second
+
+// nextRecord reads the feed until a record matches and returns it; the deadline, or the feed
+// closing, fails the test with what it was waiting for and the latest records it saw.
+func nextRecord(t *testing.T, records <-chan broker.Record, what string, match func(broker.Record) bool) broker.Record {
+	t.Helper()
+	deadline := time.NewTimer(waitFor)
+	defer deadline.Stop()
+	var seen []string
+	for {
+		select {
+		case rec, ok := <-records:
+			if !ok {
+				t.Fatalf("the feed closed while waiting for %s; saw %v", what, seen)
+			}
+			if match(rec) {
+				return rec
+			}
+			if seen = append(seen, fmt.Sprintf("%s:%s:%d", rec.Stage, rec.Event.ID, rec.Attempt)); len(seen) > 20 {
+				seen = seen[1:] // the latest 20 are enough to tell what went on
+			}
+		case <-deadline.C:
+			t.Fatalf("gave up after %v waiting for %s; saw %v", waitFor, what, seen)
+		}
+	}
+}
+
+// stage matches the records of one stage of one event.
+func stage(st, id string) func(broker.Record) bool {
+	return func(r broker.Record) bool { return r.Stage == st && r.Event.ID == id }
 }
 
 func deadLetters(t *testing.T, b *broker.Broker) []broker.DeadLetter {
@@ -307,18 +343,16 @@ func TestRetryableAnswersAreRetriedUntilTheSubscriberTakesTheEvent(t *testing.T)
 		return http.StatusOK, nil
 	})
 	w := start(t, startNATS(t, t.TempDir()), 0, trigger("t", sub.URL, delivery(5, eventingduckv1.BackoffPolicyLinear, "PT0.01S", "")))
-	records, stop := w.broker.Feed().Follow()
+	records, stop := w.broker.Feed().FollowFrom(0)
 	defer stop()
 
 	mustSend(t, w.ingress, event("e1", "dev.tickit.test"))
 
 	var stages []string
-	for rec := range records {
+	nextRecord(t, records, "e1 delivered or dead-lettered", func(rec broker.Record) bool {
 		stages = append(stages, fmt.Sprintf("%s:%d", rec.Stage, rec.Attempt))
-		if rec.Stage == broker.StageDelivered || rec.Stage == broker.StageDeadLettered {
-			break
-		}
-	}
+		return rec.Stage == broker.StageDelivered || rec.Stage == broker.StageDeadLettered
+	})
 	want := "accepted:0 retry:1 retry:2 retry:3 retry:4 delivered:5"
 	if got := strings.Join(stages, " "); got != want {
 		t.Fatalf("stages %q, want %q", got, want)
@@ -331,32 +365,50 @@ func TestRetryableAnswersAreRetriedUntilTheSubscriberTakesTheEvent(t *testing.T)
 	}
 }
 
-func TestATerminal4xxGoesToTheDeadLettersWithoutRetries(t *testing.T) {
+// As the NATS channel's dispatcher: a final 4xx before the last attempt is terminated (dropped,
+// no dead letter); the same answer on the last attempt (here the only one, retry 0) goes to the
+// dead letters with Knative's error extensions.
+func TestAFinal4xxIsDroppedUnlessItIsTheLastAttempt(t *testing.T) {
 	for _, code := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			sub := newSubscriber(t, func(cloudevents.Event, int) (int, *cloudevents.Event) { return code, nil })
-			w := start(t, startNATS(t, t.TempDir()), 0, trigger("t", sub.URL, delivery(3, eventingduckv1.BackoffPolicyExponential, "PT0.01S", "")))
+			sink := newSubscriber(t, ok)
+			w := start(t, startNATS(t, t.TempDir()), 0,
+				trigger("retries", sub.URL, delivery(3, eventingduckv1.BackoffPolicyExponential, "PT0.01S", ""), deadLetterSink(sink.URL)),
+				trigger("last", sub.URL, delivery(0, eventingduckv1.BackoffPolicyExponential, "PT0.01S", ""), deadLetterSink(sink.URL)))
+			records, stop := w.broker.Feed().FollowFrom(0)
+			defer stop()
 
 			mustSend(t, w.ingress, event("bad", "dev.tickit.test"))
 
+			dropped := nextRecord(t, records, "the dropped record", func(r broker.Record) bool { return r.Stage == broker.StageDropped && r.Trigger == "retries" })
+			if dropped.Code != code || dropped.Attempt != 1 {
+				t.Errorf("dropped record %+v, want code %d at attempt 1", dropped, code)
+			}
 			eventually(t, "a dead letter", func() bool { return len(deadLetters(t, w.broker)) == 1 })
 			dl := deadLetters(t, w.broker)[0]
-			if dl.Trigger != "t" || dl.Attempts != 1 || dl.Event.ID() != "bad" {
-				t.Fatalf("dead letter %+v, want trigger t, 1 attempt, id bad", dl)
+			if dl.Trigger != "last" || dl.Attempts != 1 || dl.Event.ID() != "bad" {
+				t.Fatalf("dead letter %+v, want trigger last, 1 attempt, id bad", dl)
 			}
-			if n := sub.Count("bad"); n != 1 {
-				t.Fatalf("delivered %d times, want 1 (no retry of a %d)", n, code)
+			eventually(t, "the sink got the dead letter", func() bool { return sink.Count("bad") == 1 })
+			if n := sub.Count("bad"); n != 2 {
+				t.Fatalf("delivered %d times, want 2 (once per trigger, no retry of a %d)", n, code)
 			}
-			ext := dl.Event.Extensions()
-			if ext["knativeerrorcode"] != int32(code) {
-				t.Errorf("knativeerrorcode = %v, want %d", ext["knativeerrorcode"], code)
+			for _, got := range []cloudevents.Event{dl.Event, sink.Received()[0]} {
+				ext := got.Extensions()
+				if fmt.Sprint(ext["knativeerrorcode"]) != fmt.Sprint(code) {
+					t.Errorf("knativeerrorcode = %v, want %d", ext["knativeerrorcode"], code)
+				}
+				if fmt.Sprint(ext["knativeerrordest"]) != sub.URL {
+					t.Errorf("knativeerrordest = %v, want %s", ext["knativeerrordest"], sub.URL)
+				}
+				data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(ext["knativeerrordata"]))
+				if string(data) != fmt.Sprintf("answer %d", code) {
+					t.Errorf("knativeerrordata decodes to %q, want the subscriber's answer", data)
+				}
 			}
-			if fmt.Sprint(ext["knativeerrordest"]) != sub.URL {
-				t.Errorf("knativeerrordest = %v, want %s", ext["knativeerrordest"], sub.URL)
-			}
-			data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(ext["knativeerrordata"]))
-			if string(data) != fmt.Sprintf("answer %d", code) {
-				t.Errorf("knativeerrordata decodes to %q, want the subscriber's answer", data)
+			if n := len(sink.Received()); n != 1 {
+				t.Errorf("the sink got %d events, want only the last attempt's", n)
 			}
 		})
 	}
@@ -477,18 +529,14 @@ func TestReplyLoopsEndAtTheHopLimit(t *testing.T) {
 		return http.StatusOK, &r
 	})
 	w := start(t, startNATS(t, t.TempDir()), 0, trigger("loop", looper.URL))
-	records, stop := w.broker.Feed().Follow()
+	records, stop := w.broker.Feed().FollowFrom(0)
 	defer stop()
 
 	first := event("loop-0", "dev.tickit.loop")
 	first.SetExtension(broker.TTLExtension, 3) // three hops: the event, then two replies
 	mustSend(t, w.ingress, first)
 
-	for rec := range records {
-		if rec.Stage == broker.StageDropped {
-			break
-		}
-	}
+	nextRecord(t, records, "a reply dropped at the hop limit", func(r broker.Record) bool { return r.Stage == broker.StageDropped })
 	if got := len(looper.Received()); got != 3 {
 		t.Fatalf("the looping subscriber got %d events, want 3", got)
 	}
@@ -549,8 +597,14 @@ func TestUndeliveredEventsAndDeadLettersSurviveARestart(t *testing.T) {
 		}
 		return http.StatusOK, nil
 	})
-	trig := func() *eventingv1.Trigger {
-		return trigger("t", sub.URL, delivery(1000, eventingduckv1.BackoffPolicyLinear, "PT0.05S", ""))
+	// The poison event is refused on its only attempt (retry 0), so it is dead-lettered.
+	trig := func() []*eventingv1.Trigger {
+		return []*eventingv1.Trigger{
+			trigger("t", sub.URL, delivery(1000, eventingduckv1.BackoffPolicyLinear, "PT0.05S", ""),
+				attributesFilter(map[string]string{"type": "dev.tickit.test"})),
+			trigger("strict", sub.URL, delivery(0, eventingduckv1.BackoffPolicyLinear, "PT0.05S", ""),
+				attributesFilter(map[string]string{"type": "dev.tickit.poison"})),
+		}
 	}
 	n1, err := backing.StartNATS(dir)
 	if err != nil {
@@ -558,9 +612,9 @@ func TestUndeliveredEventsAndDeadLettersSurviveARestart(t *testing.T) {
 	}
 	// A short AckWait: messages waiting for a retry when the Broker stopped come back after it.
 	cfg := broker.Config{AckWait: 500 * time.Millisecond}
-	w1 := startWith(t, n1, cfg, trig())
+	w1 := startWith(t, n1, cfg, trig()...)
 	mustSend(t, w1.ingress, event("pending", "dev.tickit.test"))
-	mustSend(t, w1.ingress, event("poison", "dev.tickit.test"))
+	mustSend(t, w1.ingress, event("poison", "dev.tickit.poison"))
 	eventually(t, "a first attempt and the dead letter", func() bool {
 		return sub.Count("pending") >= 1 && len(deadLetters(t, w1.broker)) == 1
 	})
@@ -570,15 +624,12 @@ func TestUndeliveredEventsAndDeadLettersSurviveARestart(t *testing.T) {
 	mu.Lock()
 	up = true
 	mu.Unlock()
-	w2 := startWith(t, startNATS(t, dir), cfg, trig())
+	w2 := startWith(t, startNATS(t, dir), cfg, trig()...)
 
-	records, stop := w2.broker.Feed().Follow()
+	// From the new Broker's first record: it may deliver before this line runs.
+	records, stop := w2.broker.Feed().FollowFrom(0)
 	defer stop()
-	for rec := range records {
-		if rec.Stage == broker.StageDelivered && rec.Event.ID == "pending" {
-			break
-		}
-	}
+	nextRecord(t, records, "the pending event delivered after the restart", stage(broker.StageDelivered, "pending"))
 	if dl := deadLetters(t, w2.broker); len(dl) != 1 || dl[0].Event.ID() != "poison" {
 		t.Fatalf("dead letters after restart: %+v, want the poison event", dl)
 	}
@@ -587,20 +638,27 @@ func TestUndeliveredEventsAndDeadLettersSurviveARestart(t *testing.T) {
 func TestTheFeedAndDeadLetterEndpointsServeOverHTTP(t *testing.T) {
 	sub := newSubscriber(t, func(cloudevents.Event, int) (int, *cloudevents.Event) { return http.StatusBadRequest, nil })
 	w := start(t, startNATS(t, t.TempDir()), 0, trigger("t", sub.URL))
-	resp, err := http.Get(w.ingress + "/events")
+	mustSend(t, w.ingress, event("e1", "dev.tickit.test"))
+
+	// Following after the fact: ?after=0 replays the records kept. The request's deadline
+	// bounds the reads.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.ingress+"/events?after=0", nil)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
-
-	mustSend(t, w.ingress, event("e1", "dev.tickit.test"))
-
 	var stages []string
 	for len(stages) < 2 {
 		var rec broker.Record
 		if err := dec.Decode(&rec); err != nil {
-			t.Fatal(err)
+			t.Fatalf("reading the feed after %v: %v", stages, err)
+		}
+		if rec.Seq != uint64(len(stages)+1) {
+			t.Errorf("record %q has seq %d, want %d", rec.Stage, rec.Seq, len(stages)+1)
 		}
 		stages = append(stages, rec.Stage+" "+rec.Event.ID)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,22 +34,23 @@ type DeadLetter struct {
 }
 
 // deadLetter keeps the event in the dead-letter stream and, when the delivery spec names a
-// dead-letter sink, sends it there too (once; the stream copy is the one that is kept).
+// dead-letter sink, sends it there too (once; the stream copy is the one that is kept). The
+// event is the one the Broker stored (with its hop count), with the knativeerrordest,
+// knativeerrorcode and knativeerrordata extensions set by Knative's own transformers when the
+// filter answered with the subscriber's failure, as eventing-natss's dispatcher does
+// (kncloudevents' dispatchExecutionInfoTransformers); without them after a timeout or a 502.
 func (b *Broker) deadLetter(ctx context.Context, tr *trigger, e cloudevents.Event, out outcome, attempt int, seq uint64) error {
 	dl := e.Clone()
-	code, body := out.code, out.body
-	if out.err != nil {
-		// No answer at all: Knative reports it as a 500 with the dispatch error as the data.
-		code, body = 500, []byte("dispatch error: "+out.err.Error())
-	}
-	data := base64.StdEncoding.EncodeToString(body)
-	if len(data) > kneattributes.KnativeErrorDataExtensionMaxLength {
-		data = data[:kneattributes.KnativeErrorDataExtensionMaxLength]
-	}
-	dl.SetExtension(kneattributes.KnativeErrorDestExtensionKey, tr.subscriber.String())
-	dl.SetExtension(kneattributes.KnativeErrorCodeExtensionKey, code)
-	if data != "" {
-		dl.SetExtension(kneattributes.KnativeErrorDataExtensionKey, data)
+	if out.dest != nil {
+		// Knative encodes the body into at most KnativeErrorDataExtensionMaxLength bytes of
+		// base64; here the whole body is encoded, then cut to that length.
+		data := base64.StdEncoding.EncodeToString(out.body)
+		msg := binding.ToMessage(&dl)
+		withExt, err := binding.ToEvent(ctx, msg, kneattributes.KnativeErrorTransformers(*out.dest, out.code, data)...)
+		if err != nil {
+			return fmt.Errorf("dead letter %s: error extensions: %w", e.ID(), err)
+		}
+		dl = *withExt
 	}
 	raw, err := json.Marshal(dl)
 	if err != nil {

@@ -14,7 +14,7 @@ const (
 	StageRetry        = "retry"         // a retryable failure; delivered again after a backoff
 	StageDeadLettered = "dead-lettered" // a terminal answer or the last attempt failed
 	StageReplied      = "replied"       // the subscriber's reply event went back into the Broker
-	StageDropped      = "dropped"       // a duplicate id, a reply without hops left, or one not valid
+	StageDropped      = "dropped"       // a final answer before the last attempt, a duplicate id, a reply without hops left or not valid
 	StageReplayed     = "replayed"      // taken from the dead letters and delivered again
 )
 
@@ -32,6 +32,7 @@ func summary(e cloudevents.Event) EventSummary {
 
 // Record is one step of one event.
 type Record struct {
+	Seq      uint64        `json:"seq"` // position in the feed, from 1
 	Time     time.Time     `json:"time"`
 	Stage    string        `json:"stage"`
 	Event    EventSummary  `json:"event"`
@@ -43,22 +44,55 @@ type Record struct {
 	Data     eventData     `json:"data,omitempty"` // the event's JSON data, on "accepted" records (feeddata.go)
 }
 
-// Feed fans records out to whoever follows the Broker. A follower that does not keep up
-// loses records rather than slowing deliveries down.
+// History is how many of the latest records the feed keeps for followers that start late.
+const History = 4096
+
+// Feed fans records out to whoever follows the Broker, and keeps the latest History of them so
+// that a follower can start from a cursor and miss nothing that happened since. A follower that
+// does not keep up loses records rather than slowing deliveries down.
 type Feed struct {
-	mu     sync.Mutex
-	subs   map[chan Record]struct{}
-	closed bool
+	mu      sync.Mutex
+	seq     uint64   // of the latest record
+	history []Record // a ring of the latest records: record n is at (n-1) % History
+	subs    map[chan Record]struct{}
+	closed  bool
 }
 
 func newFeed() *Feed { return &Feed{subs: map[chan Record]struct{}{}} }
 
-// Follow returns a channel of records from now on and a function that stops following. The
-// channel is closed when the Broker closes or stop is called.
-func (f *Feed) Follow() (records <-chan Record, stop func()) {
-	ch := make(chan Record, 1024)
+// Cursor is the sequence number of the latest record (0 before the first): pass it to
+// FollowFrom to see everything that happens after this call.
+func (f *Feed) Cursor() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.seq
+}
+
+// Follow is FollowFrom(Cursor()): the records from now on. A caller that acts and then waits
+// for the records of its action takes the cursor before acting instead.
+func (f *Feed) Follow() (records <-chan Record, stop func()) {
+	return f.FollowFrom(f.Cursor())
+}
+
+// FollowFrom returns a channel of the records after cursor (those still kept, then every new
+// one) and a function that stops following. The channel is closed when the Broker closes or
+// stop is called.
+func (f *Feed) FollowFrom(cursor uint64) (records <-chan Record, stop func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	oldest := uint64(1)
+	if f.seq > History {
+		oldest = f.seq - History + 1
+	}
+	first := max(cursor+1, oldest)
+	var backlog []Record
+	for n := first; n <= f.seq; n++ {
+		backlog = append(backlog, f.history[(n-1)%History])
+	}
+	ch := make(chan Record, len(backlog)+1024)
+	for _, r := range backlog {
+		ch <- r
+	}
 	if f.closed {
 		close(ch)
 		return ch, func() {}
@@ -80,6 +114,13 @@ func (f *Feed) publish(r Record) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.seq++
+	r.Seq = f.seq
+	if len(f.history) < History {
+		f.history = append(f.history, r)
+	} else {
+		f.history[(r.Seq-1)%History] = r
+	}
 	for ch := range f.subs {
 		select {
 		case ch <- r:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -15,7 +16,8 @@ const MaxEventSize = 4 << 20
 // Ingress is the Broker ingress: POST /<namespace>/<broker> takes a CloudEvent (binary or
 // structured mode) and answers 202 once it is stored, 400 when it is not a valid CloudEvent
 // and 404 for a Broker that does not exist. Locally it also serves, under the same path:
-// GET .../events (every step of every event, one JSON object per line, as they happen),
+// GET .../events (every step of every event, one JSON object per line, as they happen; with
+// ?after=<seq>, the kept records after that one first, so that nothing is missed),
 // GET .../deadletters and POST .../deadletters/{id}/replay.
 func Ingress(brokers ...*Broker) http.Handler {
 	mux := http.NewServeMux()
@@ -60,7 +62,16 @@ func (b *Broker) serveEvent(w http.ResponseWriter, r *http.Request) {
 
 func (b *Broker) serveFeed(w http.ResponseWriter, r *http.Request) {
 	flusher, _ := w.(http.Flusher)
-	records, stop := b.feed.Follow()
+	cursor := b.feed.Cursor()
+	if after := r.URL.Query().Get("after"); after != "" {
+		n, err := strconv.ParseUint(after, 10, 64)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody("after: a record's seq (0 for every record kept), not "+strconv.Quote(after)))
+			return
+		}
+		cursor = n
+	}
+	records, stop := b.feed.FollowFrom(cursor)
 	defer stop()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rickb777/date/period"
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	"knative.dev/eventing/pkg/eventfilter"
 	"knative.dev/eventing/pkg/eventfilter/attributes"
 	"knative.dev/eventing/pkg/eventfilter/subscriptionsapi"
+	"knative.dev/eventing/pkg/kncloudevents"
 )
 
 // trigger is a Trigger made ready to deliver: its filter, addresses and delivery spec.
@@ -23,10 +22,10 @@ type trigger struct {
 	name, consumer string
 	filter         eventfilter.Filter
 	subscriber     *url.URL
-	deadLetterSink *url.URL // nil: dead letters are only kept in the dead-letter stream
-	retry          int      // retries after the first attempt
-	backoff        func(retry int) time.Duration
-	timeout        time.Duration
+	deadLetterSink *url.URL                        // nil: dead letters are only kept in the dead-letter stream
+	retry          int                             // retries after the first attempt
+	backoff        func(attempt int) time.Duration // the wait after a retryable failure of attempt n
+	timeout        time.Duration                   // one attempt: the spec's timeout + attemptMargin
 	parallel       int
 
 	cons jetstream.Consumer
@@ -61,41 +60,21 @@ func newTrigger(t *eventingv1.Trigger, brokerDelivery *eventingduckv1.DeliverySp
 			return nil, fmt.Errorf("trigger %s: dead-letter sink: %w", t.Name, err)
 		}
 	}
-	if delivery.Retry != nil {
-		tr.retry = int(*delivery.Retry)
-	}
-	if delivery.Timeout != nil {
-		if tr.timeout, err = isoDuration(*delivery.Timeout); err != nil {
-			return nil, fmt.Errorf("trigger %s: delivery timeout: %w", t.Name, err)
-		}
-	}
-	if delivery.BackoffDelay != nil {
-		delay, err := isoDuration(*delivery.BackoffDelay)
-		if err != nil {
-			return nil, fmt.Errorf("trigger %s: backoff delay: %w", t.Name, err)
-		}
-		tr.backoff = backoff(delivery.BackoffPolicy, delay)
-	}
-	return tr, nil
-}
-
-// backoff returns the wait before retry n (1, 2, ...): delay*n when linear, delay*2^n when
-// exponential, the formulas of Knative's delivery spec. Exponential is the default policy.
-func backoff(policy *eventingduckv1.BackoffPolicyType, delay time.Duration) func(int) time.Duration {
-	if policy != nil && *policy == eventingduckv1.BackoffPolicyLinear {
-		return func(n int) time.Duration { return delay * time.Duration(n) }
-	}
-	return func(n int) time.Duration { return delay * time.Duration(math.Exp2(float64(n))) }
-}
-
-// isoDuration parses an ISO 8601 duration such as PT0.5S, as delivery specs are written.
-func isoDuration(s string) (time.Duration, error) {
-	p, err := period.Parse(s)
+	// Knative's own reading of the spec, as eventing-natss's dispatcher gets it.
+	rc, err := kncloudevents.RetryConfigFromDeliverySpec(*delivery)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("trigger %s: delivery: %w", t.Name, err)
 	}
-	d, _ := p.Duration()
-	return d, nil
+	tr.retry = rc.RetryMax
+	if rc.RequestTimeout > 0 {
+		tr.timeout = rc.RequestTimeout + attemptMargin
+	}
+	// The wait after attempt n (1, 2, ...) before the next: eventing-natss's NAK delay
+	// (CalculateNakDelayForRetryNumber), delay*2^n or delay*n, which is kncloudevents' Backoff
+	// called with the attempt number. Without both a policy and a delay it is 0 (eventing-natss
+	// reads the policy without checking that it is set: give both).
+	tr.backoff = func(n int) time.Duration { return rc.Backoff(n, nil) }
+	return tr, nil
 }
 
 // newFilter builds the Trigger's filter with Knative Eventing's own code: the `filters`
