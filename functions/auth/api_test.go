@@ -93,7 +93,7 @@ func (e authEnv) currentUser(t *testing.T, cookie *http.Cookie, token string) *s
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return currentUserOf(t, http.DefaultClient, req)
+	return currentUserOf(t, testenv.Client, req)
 }
 
 func currentUserOf(t *testing.T, client *http.Client, req *http.Request) *session.User {
@@ -520,7 +520,7 @@ func TestUnknownRoutesAndMethodsAnswerInTheErrorFormat(t *testing.T) {
 // do sends req and reads the answer in full.
 func do(t *testing.T, req *http.Request) testenv.Response {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
+	res, err := testenv.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,7 +556,7 @@ func TestSignInForAnUnknownEmailRunsAHashLikeAWrongPassword(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.url+"/api/users/signin", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
+		res, err := testenv.Client.Do(req)
 		cancel()
 		if err == nil {
 			res.Body.Close()

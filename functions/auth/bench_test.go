@@ -42,7 +42,7 @@ func BenchmarkSignUp(b *testing.B) {
 
 func BenchmarkSignIn(b *testing.B) {
 	base := benchServer(b)
-	if err := post(http.DefaultClient, base+"/api/users/signup", `{"email":"ann@example.com","password":"correct horse"}`, http.StatusCreated); err != nil {
+	if err := post(testenv.Client, base+"/api/users/signup", `{"email":"ann@example.com","password":"correct horse"}`, http.StatusCreated); err != nil {
 		b.Fatal(err)
 	}
 	// Wrong password and unknown email should cost the same: one hash each.

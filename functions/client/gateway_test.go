@@ -291,7 +291,7 @@ func TestConcurrentRequestsGetTheirOwnAnswers(t *testing.T) {
 			defer wg.Done()
 			name := names[i%len(names)]
 			query := fmt.Sprintf("n=%d", i)
-			resp, err := http.Get(g.URL + paths[name] + "?" + query)
+			resp, err := testenv.Client.Get(g.URL + paths[name] + "?" + query)
 			if err != nil {
 				errs <- err.Error()
 				return

@@ -242,17 +242,17 @@ func TestTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
 			results <- err
 		})
 	}
-	<-sg.arrived
+	testenv.Receive(t, sg.arrived, time.Minute, "the first delivery's request at SendGrid")
 	// The owner is held, so the first 19 answers are the other deliveries'.
 	for range 19 {
-		if err := <-results; !errors.Is(err, ErrInFlight) {
+		if err := testenv.Receive(t, results, time.Minute, "a delivery's answer"); !errors.Is(err, ErrInFlight) {
 			t.Errorf("a delivery during the send returned %v, want ErrInFlight (503, look again later)", err)
 		}
 	}
 	v.send(t, e, http.StatusServiceUnavailable) // the same, through HTTP
 	release()
-	wg.Wait()
-	if err := <-results; err != nil {
+	testenv.Wait(t, &wg, time.Minute, "the held delivery to finish")
+	if err := testenv.Receive(t, results, time.Minute, "the sending delivery's answer"); err != nil {
 		t.Fatalf("the sending delivery returned %v", err)
 	}
 	// The Broker redelivers the 503s: all are done now.
@@ -262,7 +262,7 @@ func TestTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
 			results <- err
 		})
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, time.Minute, "the redeliveries")
 	close(results)
 
 	// Assert
@@ -450,7 +450,7 @@ func TestAHungSendGridTimesOutAs503WithAnUnknownOutcome(t *testing.T) {
 	v.send(t, events.New(o), http.StatusServiceUnavailable)
 
 	// Assert: the request went out and no answer came: SendGrid may have it.
-	if r := v.record(t, o.ID); r.Status != StatusUnknown || r.Unknowns != 1 || !strings.Contains(r.Reason, "Timeout") {
+	if r := v.record(t, o.ID); r.Status != StatusUnknown || r.Unknowns != 1 || !strings.Contains(r.Reason, "may or may not have accepted") {
 		t.Fatalf("record %+v, want unknown (1) after a timeout", r)
 	}
 }
@@ -479,11 +479,7 @@ func TestASendGridSlowerThanTheBrokerSendsOneEmail(t *testing.T) {
 		_, err := v.x.Function().Events[events.TypeOrderCompleted](ctx, e)
 		first <- err
 	}()
-	select {
-	case <-sg.arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first delivery did not reach SendGrid within 10 s")
-	}
+	testenv.Receive(t, sg.arrived, time.Minute, "the first delivery's request at SendGrid")
 
 	// Act: the Broker gives up on the first delivery and retries, again and again.
 	brokerHangsUp()
@@ -493,11 +489,7 @@ func TestASendGridSlowerThanTheBrokerSendsOneEmail(t *testing.T) {
 		}
 	}
 	release()
-	select {
-	case <-first:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first delivery did not finish within 10 s of SendGrid's answer")
-	}
+	testenv.Receive(t, first, time.Minute, "the first delivery to finish after SendGrid's answer")
 
 	// Assert: the slow 202 was recorded; the next retry is done.
 	if err := deliver(t, v, e, 10*time.Second); err != nil {

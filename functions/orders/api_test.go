@@ -111,7 +111,7 @@ func testAReservedTicketCannotBeOrderedAgain(t *testing.T) {
 }
 
 // client keeps a connection per concurrent buyer alive instead of the default two.
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: testenv.RequestTimeout}
 
 // post is a bare POST for many goroutines at once (testenv.Call may only fail the test from
 // the test's own goroutine).

@@ -116,7 +116,7 @@ func (h *harness) deliver(e cloudevents.Event) error {
 	if err := cehttp.WriteRequest(binding.WithForceBinary(context.Background()), binding.ToMessage(&e), req); err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.Client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func TestCreateTicketNeedsJSONContentType(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/api/tickets", strings.NewReader(`{"title":"Concert","price":10}`))
 	req.Header.Set("Authorization", "Bearer "+e.seller.Token)
 	req.Header.Set("Content-Type", "text/plain")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestSIGTERMDrainsInFlightRequestsThenExitsZero(t *testing.T) {
 	cmd, url, _ := startMinimal(t, buildMinimal(t))
 	answered := make(chan int, 1)
 	go func() {
-		resp, err := http.Get(url + "/api/slow?for=700ms")
+		resp, err := testenv.Client.Get(url + "/api/slow?for=700ms")
 		if err != nil {
 			answered <- -1
 			return
@@ -73,13 +73,15 @@ func TestSIGTERMDrainsInFlightRequestsThenExitsZero(t *testing.T) {
 	}
 
 	// Assert: the in-flight request completes, new connections are refused, exit status 0.
-	if status := <-answered; status != http.StatusOK {
+	if status := testenv.Receive(t, answered, time.Minute, "the in-flight request's answer"); status != http.StatusOK {
 		t.Fatalf("in-flight request got %d, want 200", status)
 	}
-	if err := cmd.Wait(); err != nil {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := testenv.Receive(t, exited, time.Minute, "the function to exit after SIGTERM"); err != nil {
 		t.Fatalf("exit: %v, want status 0", err)
 	}
-	if _, err := http.Get(url + "/healthz"); err == nil {
+	if _, err := testenv.Client.Get(url + "/healthz"); err == nil {
 		t.Fatal("the function still answers after exiting")
 	}
 }

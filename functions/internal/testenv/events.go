@@ -118,7 +118,7 @@ func Send(t testing.TB, url string, e cloudevents.Event, structured bool) (int, 
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := Client.Do(req)
 	if err != nil {
 		t.Fatalf("send %s: %v", e.Type(), err)
 	}

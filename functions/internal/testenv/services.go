@@ -62,7 +62,7 @@ func StripeMock(t testing.TB, fixtures string) string {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(base + "/v1/charges")
+		resp, err := (&http.Client{Timeout: time.Second}).Get(base + "/v1/charges")
 		if err == nil {
 			resp.Body.Close()
 			return base

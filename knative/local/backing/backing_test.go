@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tickit/tickit/knative/local/backing"
 )
@@ -44,6 +45,7 @@ func redis(t *testing.T, url, command string) string {
 	for _, a := range args {
 		fmt.Fprintf(c, "$%d\r\n%s\r\n", len(a), a)
 	}
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // a Redis that never answers fails the read
 	r := bufio.NewReader(c)
 	line, _ := r.ReadString('\n')
 	if strings.HasPrefix(line, "$") && line != "$-1\r\n" {
@@ -72,7 +74,13 @@ func TestRedisKeepsItsDataAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	if got := redis(t, r2.URL, "ZSCORE expirations order-1"); got != "1700000000000" {
+	// Redis accepts connections while it still loads its file: it answers -LOADING until done.
+	got := redis(t, r2.URL, "ZSCORE expirations order-1")
+	for deadline := time.Now().Add(time.Minute); strings.HasPrefix(got, "-LOADING") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		got = redis(t, r2.URL, "ZSCORE expirations order-1")
+	}
+	if got != "1700000000000" {
 		t.Fatalf("after the restart ZSCORE answered %q, want the saved score", got)
 	}
 }
@@ -105,7 +113,7 @@ func TestStripeMockServesOnLoopbackWithTheFixtures(t *testing.T) {
 	defer s.Close()
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/v1/payment_intents", nil)
 	req.Header.Set("Authorization", "Bearer sk_test_local")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tickit/tickit/knative/local/backing"
 )
@@ -34,7 +35,7 @@ func post(t *testing.T, base, path string, form url.Values) (int, stripeAnswer) 
 	req.Header.Set("Authorization", "Bearer sk_test_local")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept-Encoding", "gzip") // as Go's transport asks; the front must still answer plain JSON
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,16 +53,30 @@ func TestKillingTheRuntimeLeavesNoProcessBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = runtime.Process.Kill(); _ = runtime.Wait() }()
-	lines := bufio.NewScanner(out)
-	for lines.Scan() && !strings.HasPrefix(lines.Text(), "tickit is up") {
-	}
-	go func() { // keep the pipe drained
+	up := make(chan bool, 1)
+	go func() { // read until "tickit is up", then keep the pipe drained
+		lines, said := bufio.NewScanner(out), false
 		for lines.Scan() {
+			if !said && strings.HasPrefix(lines.Text(), "tickit is up") {
+				said = true
+				up <- true
+			}
+		}
+		if !said {
+			up <- false
 		}
 	}()
+	select {
+	case ok := <-up:
+		if !ok {
+			t.Fatal(`the runtime ended its output without "tickit is up"`)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatal(`the runtime did not say "tickit is up" within 5 minutes`)
+	}
 	req, _ := http.NewRequest("GET", "http://"+addr+"/api/tickets", nil)
 	req.Host = "tickets.tickit.127.0.0.1.sslip.io"
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,11 @@ func TestATickSendsPingEventsWithTheSourcesData(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the PingSource did not stop within a minute of its context's end")
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

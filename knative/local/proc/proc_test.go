@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -38,6 +39,30 @@ func alive(pid int) bool {
 	return err != nil || !strings.Contains(string(stat), ") Z ")
 }
 
+// readLine reads the first line a process writes, for at most a minute.
+func readLine(t *testing.T, r io.Reader) string {
+	t.Helper()
+	type result struct {
+		line string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		got <- result{line, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("reading the process's first line: %v", r.err)
+		}
+		return r.line
+	case <-time.After(time.Minute):
+		t.Fatal("the process wrote no line within a minute")
+		return ""
+	}
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -59,10 +84,7 @@ func TestChildrenDieWhenTheRuntimeIsKilled(t *testing.T) {
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
+	line := readLine(t, out)
 	child, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil {
 		t.Fatalf("the parent said %q", line)
@@ -87,10 +109,7 @@ func TestStopEndsTheWholeProcessGroup(t *testing.T) {
 	if err := proc.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
+	line := readLine(t, out)
 	grandchild, _ := strconv.Atoi(strings.TrimSpace(line))
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tickit/tickit/knative/local/broker"
 	"github.com/tickit/tickit/knative/local/system"
@@ -16,7 +17,8 @@ func (w *World) Follow() (<-chan broker.Record, func(), error) {
 		return nil, nil, err
 	}
 	req.Host = system.BrokerHost
-	resp, err := http.DefaultClient.Do(req)
+	// No overall timeout (the feed is a stream), but a Broker that never answers fails the call.
+	resp, err := (&http.Client{Transport: &http.Transport{ResponseHeaderTimeout: time.Minute}}).Do(req)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -67,7 +67,7 @@ type whoami struct {
 
 func who(t *testing.T, url string) whoami {
 	t.Helper()
-	resp, err := http.Get(url + "/whoami")
+	resp, err := client.Get(url + "/whoami")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +81,9 @@ func who(t *testing.T, url string) whoami {
 	}
 	return w
 }
+
+// client bounds every request of these tests: a function that hangs fails the test.
+var client = &http.Client{Timeout: time.Minute}
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -152,7 +155,7 @@ func TestACrashedFunctionStartsAgainOnTheNextRequest(t *testing.T) {
 	svc, url := newService(t, "serve", time.Minute, 0)
 	first := who(t, url).Pid
 
-	resp, err := http.Get(url + "/crash")
+	resp, err := client.Get(url + "/crash")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +175,7 @@ func TestMinScaleStartsTheFunctionWithoutARequestAndRestartsItAfterACrash(t *tes
 	eventually(t, "started without a request", svc.Running)
 	first := who(t, url).Pid
 
-	resp, err := http.Get(url + "/crash")
+	resp, err := client.Get(url + "/crash")
 	if err == nil {
 		resp.Body.Close()
 	}
@@ -181,7 +184,7 @@ func TestMinScaleStartsTheFunctionWithoutARequestAndRestartsItAfterACrash(t *tes
 
 func TestAFunctionThatCannotStartAnswers503WithTheReason(t *testing.T) {
 	_, url := newService(t, "fail", time.Minute, 0)
-	resp, err := http.Get(url + "/whoami")
+	resp, err := client.Get(url + "/whoami")
 	if err != nil {
 		t.Fatal(err)
 	}
