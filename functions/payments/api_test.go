@@ -387,3 +387,22 @@ func testListShowsTheCallersPayments(t *testing.T) {
 		t.Fatalf("a user without payments gets %s, want []", r.Body)
 	}
 }
+
+func TestTheSameRequestAgainIsAnsweredItsOutcome(t *testing.T) {
+	stripe := newStandIn(t)
+	h := newHarness(t, stripe.URL)
+	buyer := h.user(t)
+	orderID := h.order(t, buyer, "10", time.Hour)
+	var first, again paymentView
+	h.pay(t, buyer, orderID, pmVisa).JSON(t, &first)
+
+	r := h.pay(t, buyer, orderID, pmVisa) // the buyer's answer was lost: the request is sent again
+
+	expectStatus(t, r, http.StatusCreated)
+	if r.JSON(t, &again); again != first || first.Status != paymentSucceeded {
+		t.Fatalf("second answer %+v, want the first %+v (succeeded)", again, first)
+	}
+	if held, _ := stripe.holds(); held != 1 {
+		t.Fatalf("%d authorizations, want 1", held)
+	}
+}

@@ -119,13 +119,15 @@ const (
 )
 
 // nextStep decides what a request paying order o with token may do at now, given the order's
-// payment (nil when there is none yet). An authorized payment is awaited by a request with its
-// token (the buyer asking again after a 202), whatever the replica says: orders decides its
-// fate; a request with another card is told a payment is in progress. Otherwise paid beats
-// refused beats cancelled beats expired, so the message is the most useful one.
+// payment (nil when there is none yet). A request with the token of a payment that was
+// authorized (the buyer asking again after a 202, or after a lost answer) gets that payment's
+// outcome: awaited while orders decides, whatever the replica says, then succeeded or the
+// release's reason. A request with another card is told a payment is in progress. Otherwise
+// paid beats refused beats cancelled beats expired, so the message is the most useful one.
 func nextStep(o Order, p *Payment, token string, now time.Time) (step, error) {
 	switch {
-	case p != nil && p.Status == paymentAuthorized && p.Token == token:
+	case p != nil && p.Token == token && (p.Status == paymentAuthorized || p.Status == paymentSucceeded ||
+		p.Status == paymentReleased || p.Status == paymentRefunded):
 		return stepAwait, nil
 	case p != nil && p.Status == paymentAuthorized:
 		return 0, ErrInProgress

@@ -16,6 +16,7 @@ func TestNextStep(t *testing.T) {
 	payment := func(status string, claimedAgo time.Duration) *Payment {
 		return &Payment{Status: status, ClaimedAt: now.Add(-claimedAgo), Token: pmVisa}
 	}
+	byOtherCard := func(p *Payment) *Payment { p.Token = pmMastercard; return p }
 	released := func(status, reason string) *Payment {
 		p := payment(status, 0)
 		p.Reason = reason
@@ -32,17 +33,15 @@ func TestNextStep(t *testing.T) {
 		{"declined before", open, payment(paymentDeclined, 0), stepNewAttempt, nil},
 		{"pending, fresh", open, payment(paymentPending, staleAfter-time.Second), 0, ErrInProgress},
 		{"pending, abandoned", open, payment(paymentPending, staleAfter), stepResume, nil},
-		{"succeeded", open, payment(paymentSucceeded, 0), 0, ErrPaid},
-		{"refunded", open, payment(paymentRefunded, 0), 0, ErrReleasedCancelled},
+		{"succeeded: the same card is answered the payment", open, payment(paymentSucceeded, 0), stepAwait, nil},
+		{"refunded: the same card is answered the payment", open, payment(paymentRefunded, 0), stepAwait, nil},
 		{"authorized: the same card waits for the outcome", open, payment(paymentAuthorized, 0), stepAwait, nil},
 		{"authorized, expired or cancelled meanwhile: orders decides, so wait", with(open, func(o *Order) { o.Status = events.StatusCancelled }), payment(paymentAuthorized, 0), stepAwait, nil},
-		{"released as cancelled", open, released(paymentReleased, events.RejectedCancelled), 0, ErrReleasedCancelled},
-		{"released as expired", open, released(paymentReleased, events.RejectedExpired), 0, ErrReleasedExpired},
-		{"released, another payment won", open, released(paymentReleased, events.RejectedPaid), 0, ErrReleasedPaid},
+		{"released: the same card is answered the payment", open, released(paymentReleased, events.RejectedCancelled), stepAwait, nil},
 		{"complete", with(open, func(o *Order) { o.Status = events.StatusComplete }), nil, 0, ErrPaid},
 		{"cancelled", with(open, func(o *Order) { o.Status = events.StatusCancelled }), nil, 0, ErrCancelled},
 		{"expires now", with(open, func(o *Order) { o.ExpiresAt = now }), nil, 0, ErrExpired},
-		{"expired and paid says paid", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentSucceeded, 0), 0, ErrPaid},
+		{"expired and paid (by another card) says paid", with(open, func(o *Order) { o.ExpiresAt = now }), byOtherCard(payment(paymentSucceeded, 0)), 0, ErrPaid},
 		{"expired with a fresh claim says expired", with(open, func(o *Order) { o.ExpiresAt = now }), payment(paymentPending, 0), 0, ErrExpired},
 	}
 	t.Run("authorized: another card is told a payment is in progress", func(t *testing.T) {
@@ -50,6 +49,24 @@ func TestNextStep(t *testing.T) {
 			t.Fatalf("nextStep = %v, %v; want in progress", got, err)
 		}
 	})
+	// Another card is told what became of the order's payment.
+	for _, c := range []struct {
+		name    string
+		payment *Payment
+		err     error
+	}{
+		{"succeeded", payment(paymentSucceeded, 0), ErrPaid},
+		{"refunded", payment(paymentRefunded, 0), ErrReleasedCancelled},
+		{"released as cancelled", released(paymentReleased, events.RejectedCancelled), ErrReleasedCancelled},
+		{"released as expired", released(paymentReleased, events.RejectedExpired), ErrReleasedExpired},
+		{"released, another payment won", released(paymentReleased, events.RejectedPaid), ErrReleasedPaid},
+	} {
+		t.Run("another card, "+c.name, func(t *testing.T) {
+			if got, err := nextStep(open, c.payment, pmMastercard, now); got != 0 || !errors.Is(err, c.err) {
+				t.Fatalf("nextStep = %v, %v; want %v", got, err, c.err)
+			}
+		})
+	}
 	t.Run("refused: the refusal's message, for good", func(t *testing.T) {
 		_, err := nextStep(open, released(paymentRefused, "no card pays this"), pmVisa, now)
 		if err == nil || err.Error() != "no card pays this" {
