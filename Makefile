@@ -49,13 +49,15 @@ LOCAL := go run ./knative/local/cmd/tickit-local
 run: ui ## run tickit locally (the web UI built first): every function, the Broker, NATS, Redis, stripe-mock (TICK=1s by default)
 	TICK=$${TICK:-1s} $(LOCAL) run
 
+# make send/events/dlq/replay find make run by themselves (it writes DATA/address); ADDR
+# overrides. DATA is only ever the data folder: make send's event data is FILE.
 .PHONY: send
-send: ## post a CloudEvent to the Broker: make send TYPE=... DATA=events/testdata/<type>.json [TO=function]
-	$(LOCAL) send -type '$(TYPE)' -data '$(DATA)' $(if $(TO),-to '$(TO)')
+send: ## post a CloudEvent to the Broker and show what it did: make send TYPE=<type> [FILE=data.json, default events/testdata/<type>.json] [TO=function]
+	$(LOCAL) send -type '$(TYPE)'$(if $(FILE), -file '$(FILE)')$(if $(TO), -to '$(TO)')
 
 .PHONY: events
-events: ## follow every event through the local Broker (type, id, subject, trigger, status, attempts)
-	$(LOCAL) events
+events: ## follow events through the local Broker, the 1 s ping hidden: [TYPE=<type prefix>,...] [ID=<event id>] [PING=1] [SHOW=data]
+	$(LOCAL) events$(if $(TYPE), -type '$(TYPE)')$(if $(ID), -id '$(ID)')$(if $(PING), -ping)$(if $(filter data,$(SHOW)), -data)
 
 .PHONY: dlq
 dlq: ## list the local Broker's dead letters

@@ -3,14 +3,17 @@
 // letters.
 //
 //	tickit-local run                                  everything; Ctrl-C stops it
-//	tickit-local send -type T -data FILE [-to FN]     a CloudEvent to the Broker, or to one function
-//	tickit-local events                               every step of every event, as it happens
+//	tickit-local send -type T [-file F] [-to FN]      a CloudEvent (data: F, default events/testdata/T.json)
+//	                                                  to the Broker, or to one function
+//	tickit-local events [-type P] [-id ID] [-ping] [-data]
+//	                                                  every step of every event (but the ping), as it happens
 //	tickit-local dlq                                  the dead letters
 //	tickit-local replay -id ID                        deliver a dead letter again
 //
-// Settings come from the environment: ADDR (127.0.0.1:8080), DATA (./.tickit), IDLE (60s),
-// TICK (the PingSource schedule), EXPIRATION_WINDOW, NATS_URL, MONGO_URL, REDIS_URL,
-// STRIPE_KEY, JWT_KEY, SENDGRID_API_KEY.
+// Settings come from the environment: ADDR (127.0.0.1:8080), DATA (the data folder, ./.tickit),
+// IDLE (60s), TICK (the PingSource schedule), EXPIRATION_WINDOW, NATS_URL, MONGO_URL, REDIS_URL,
+// STRIPE_KEY, JWT_KEY, SENDGRID_API_KEY. run writes its address to DATA/address; the other
+// commands use ADDR, else that file, else 127.0.0.1:8080.
 package main
 
 import (
@@ -44,6 +47,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tickit-local run | send -type T -data FILE [-to FUNCTION] | events | dlq | replay -id ID")
+	fmt.Fprintln(os.Stderr, "usage: tickit-local run | send -type T [-file F] [-to FUNCTION] | events [-type P] [-id ID] [-ping] [-data] | dlq | replay -id ID")
 	os.Exit(2)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -40,11 +41,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// make send/events/dlq/replay read it when ADDR is not set: see address.
+	addrFile := addressFile(cfg.Data)
+	if err := os.WriteFile(addrFile, []byte(sys.Addr()+"\n"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "tickit-local: make send/events/dlq/replay will need ADDR:", err)
+	}
 	fmt.Printf("\ntickit is up: %s (in %v)\n\n", sys.URL(), time.Since(start).Round(10*time.Millisecond))
 	fmt.Print(examples(sys.Addr()))
 	<-ctx.Done()
 	stop()
 	fmt.Println("\nstopping (Ctrl-C again to kill)")
+	_ = os.Remove(addrFile)
 	sys.Close()
 	fmt.Println("stopped")
 	return nil
@@ -56,11 +63,12 @@ func examples(addr string) string {
   curl -s -X POST -H 'Host: auth.tickit.%[2]s' -H 'Content-Type: application/json' \
        -d '{"email":"me@example.com","password":"secret-password"}' http://%[1]s/api/users/signup
   curl -s -H 'Host: tickets.tickit.%[2]s' http://%[1]s/api/tickets
-  make send TYPE=dev.knative.sources.ping DATA=events/testdata/dev.knative.sources.ping.json
-  make events     # follow every event through the Broker
+  make send TYPE=dev.tickit.ticket.created   # events/testdata/<type>.json to the Broker: orders learns of the ticket
+  make events     # follow every event through the Broker (TYPE=<prefix>, ID=<id>, PING=1, SHOW=data)
   make dlq        # dead letters; make replay ID=<event id>
+These find this address by themselves (%[3]s); elsewhere set ADDR=%[1]s.
 Functions' warnings and errors show here; all their logs with VERBOSE=1. Ctrl-C stops everything.
-`, addr, system.ExternalDomain)
+`, addr, system.ExternalDomain, filepath.Join(env("DATA", ".tickit"), "address"))
 }
 
 // problems passes on the functions' warnings and errors only; it gets whole lines (each
