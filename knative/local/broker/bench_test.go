@@ -48,7 +48,7 @@ func BenchmarkBrokerToSubscriber(b *testing.B) {
 				mu.Lock()
 				sent[e.ID()] = time.Now()
 				mu.Unlock()
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := client.Do(req)
 				if err != nil || resp.StatusCode != http.StatusAccepted {
 					b.Errorf("publish: %v %v", err, resp)
 					return
@@ -63,8 +63,12 @@ func BenchmarkBrokerToSubscriber(b *testing.B) {
 		}
 		close(ids)
 	}()
-	for range b.N {
-		<-done
+	for i := range b.N {
+		select {
+		case <-done:
+		case <-time.After(waitFor):
+			b.Fatalf("%d of %d events reached the subscriber; none more within %v", i, b.N, waitFor)
+		}
 	}
 	elapsed := time.Since(start)
 	wg.Wait()

@@ -201,7 +201,7 @@ func send(t *testing.T, ingress string, e cloudevents.Event, structured bool) in
 	if err := cehttp.WriteRequest(ctx, msg, req); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +231,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // waitFor is how long a test waits for something the Broker should do in well under a second;
 // it only bounds a hung test.
 const waitFor = 20 * time.Second
+
+// client is the tests' HTTP client: no request waits longer than waitFor.
+var client = &http.Client{Timeout: waitFor}
 
 // nextRecord reads the feed until a record matches and returns it; the deadline, or the feed
 // closing, fails the test with what it was waiting for and the latest records it saw.
@@ -320,7 +323,7 @@ func TestIngressRejectsWhatIsNotAValidEventAndUnknownBrokers(t *testing.T) {
 			for k, v := range c.headers {
 				req.Header.Set(k, v)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -645,7 +648,7 @@ func TestTheFeedAndDeadLetterEndpointsServeOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.ingress+"/events?after=0", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,7 +678,7 @@ func TestTheFeedAndDeadLetterEndpointsServeOverHTTP(t *testing.T) {
 		id   string
 		want int
 	}{{"nope", 404}, {"e1", 200}} {
-		r, err := http.Post(w.ingress+"/deadletters/"+c.id+"/replay", "", nil)
+		r, err := client.Post(w.ingress+"/deadletters/"+c.id+"/replay", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -689,7 +692,7 @@ func TestTheFeedAndDeadLetterEndpointsServeOverHTTP(t *testing.T) {
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
