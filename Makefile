@@ -29,6 +29,13 @@ bench: deps ## run the benchmarks, then the system table through the local runti
 chaos: deps ## faults under 200 buyers racing for 50 tickets, then the invariants (CHAOS_BUDGET, default 3m)
 	go run ./knative/local/cmd/tickit-proof chaos
 
+# The production data path (README: The database): every function on the official driver, each
+# with its own database on one Mongo-wire server: MONGO_URL's when set, else a FerretDB built
+# from knative/local/tools/ferretdb into .tickit/tools (about 1 min the first time).
+.PHONY: wire
+wire: deps ## the system on a Mongo-wire server (MONGO_URL or FerretDB): story, cancel, expiry, replayed events, each function's data
+	TICKIT_WIRE=1 go test -count=1 -timeout 15m -run '^TestTheSystemOnAMongoWireServer$$' -v ./knative/local/e2e
+
 .PHONY: fmt
 fmt: ## format every Go file
 	gofmt -w events functions knative
@@ -75,18 +82,19 @@ trace: ## print one order's traces as trees of spans with durations, from Jaeger
 trace-e2e: ## one purchase through the system with Jaeger is one trace through every function and the Broker (builds Jaeger once, ~3 min)
 	TICKIT_TRACE_E2E=1 go test -count=1 -timeout 15m -run TestOnePurchaseIsOneTrace -v ./knative/local/traces
 
-# The kind cluster path (README: Deploy to kind). Needs docker, kind, kubectl and ko;
-# the Knative and eventing-natss versions are pinned at the top of hack/cluster.sh.
+# The kind cluster path (README: Deploy to kind). Needs docker, kind v0.33.0+, kubectl, ko,
+# Go and Node; every version is pinned at the top of hack/cluster.sh, which
+# knative/local/kindpath tests with stand-ins for those tools.
 .PHONY: cluster
 cluster: ## create the kind cluster "tickit" with Knative, Kourier, Eventing, NATS JetStream and config/
 	hack/cluster.sh create
 
 .PHONY: deploy
-deploy: ## build every function with ko into kind and apply knative/ (Secrets from JWT_KEY, STRIPE_KEY, ...)
+deploy: ## build the web UI and every function (ko, node's arch) into kind, apply knative/ (keys optional: STRIPE_KEY, ...)
 	hack/cluster.sh deploy
 
 .PHONY: undeploy
-undeploy: ## delete what make deploy applied (the cluster, config/ and the data stay)
+undeploy: ## delete what make deploy applied, the Broker and its undelivered events too (config/ and its data stay)
 	hack/cluster.sh undeploy
 
 # Conformance (README: Conformance): config/ and knative/ on real Kubernetes and Knative

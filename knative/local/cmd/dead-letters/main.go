@@ -3,7 +3,8 @@
 // in the JetStream stream DEAD_LETTERS of the cluster's NATS (config/10-nats.yaml: file
 // storage on its volume) and answers 202 only once JetStream holds it, so a dead letter
 // outlives the pod that received it, its scale to zero, make undeploy and the Broker. When
-// NATS cannot take it the answer is 503 and the sender keeps the event. Each dead letter is
+// NATS cannot take it the answer is 503, never a 2xx for a dead letter it did not store (the
+// NATS channel's dispatcher NAKs it rather than acking). Each dead letter is
 // also logged on one line; GET / lists the stored ones as JSON lines (structured CloudEvents
 // with Knative's knativeerror* extensions), oldest first.
 //
