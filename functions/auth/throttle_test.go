@@ -19,9 +19,19 @@ const (
 	other    = "198.51.100.2"
 )
 
-// newEnvLimits serves auth with limits l and its counters on clock.
+// cheapHashes makes argon2id nearly free for the test: these tests count attempts, and 32 MiB
+// hashes under -race on a busy machine made them minutes long. Set before any server starts;
+// the cleanup runs after the servers' (cleanups run last-in first-out).
+func cheapHashes(t *testing.T) {
+	old := currentParams
+	currentParams = params{time: 1, memory: 64, threads: 1}
+	t.Cleanup(func() { currentParams = old })
+}
+
+// newEnvLimits serves auth with limits l and its counters on clock, with cheap hashes.
 func newEnvLimits(t *testing.T, l limits, clock *testenv.Clock) authEnv {
 	t.Helper()
+	cheapHashes(t)
 	db := testenv.Store(t, database, setup)
 	sessions := session.New(testKey, time.Hour, false)
 	a := newAPI(db, sessions, testTrusted, l)
@@ -154,6 +164,7 @@ func TestClientsGuessingOneAccountNeverLockOutAClientItKnows(t *testing.T) {
 
 func TestConcurrentWrongPasswordsOnTwoReplicasNeverPassTheLimit(t *testing.T) {
 	// Arrange: two replicas of auth over one database.
+	cheapHashes(t)
 	db := testenv.Store(t, database, setup)
 	sessions := session.New(testKey, time.Hour, false)
 	var urls []string
