@@ -483,3 +483,14 @@ func TestUnusedKoImagesAreRemovedFromTheNode(t *testing.T) {
 	}
 	noGlobalContextSwitch(t, r, "none")
 }
+
+func TestOneFunctionBeforeAnyDeploySaysWhatToRunFirst(t *testing.T) {
+	t.Parallel()
+	r := newWorld(t).run([]string{"STANDIN_ARCH=amd64"}, "function", "orders")
+	if r.err == nil || !strings.Contains(r.stderr, "run make deploy first") {
+		t.Errorf("function orders without the Secrets: err %v, stderr %q; want a stop saying to run make deploy first", r.err, r.stderr)
+	}
+	if r.first(appliesService) >= 0 {
+		t.Error("applied a Service without its Secrets")
+	}
+}
