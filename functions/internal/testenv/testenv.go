@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -27,10 +28,12 @@ import (
 	"github.com/tickit/tickit/functions/internal/store"
 )
 
-// Store returns a fresh in-memory database opened through the production store code, or, in
-// the "wire" subtest of OnEachStore, a fresh database on the wire server (WireStore).
+// Store returns a fresh in-memory database opened through the production store code, or a
+// fresh database on the wire server (WireStore) in the "wire" subtest of OnEachStore and, for
+// profiling a function on the production path, wherever TICKIT_TEST_STORE=wire is set
+// (`TICKIT_TEST_STORE=wire go test -bench . -cpuprofile cpu.out ./functions/tickets`).
 func Store(t testing.TB, name string, setup store.Setup) *store.DB {
-	if engineOf(t) == "wire" {
+	if engineOf(t) == "wire" || os.Getenv("TICKIT_TEST_STORE") == "wire" {
 		return WireStore(t, name, setup)
 	}
 	db := store.New("memory:", name, setup)
