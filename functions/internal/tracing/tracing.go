@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -51,22 +50,19 @@ func Configured() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
-// Start installs a tracer provider that exports over OTLP/HTTP (protobuf) as the OTEL_*
-// environment says (endpoint, headers, timeout, OTEL_TRACES_SAMPLER, OTEL_BSP_* batching), for
-// service OTEL_SERVICE_NAME or else name. Nothing is connected until the first batch goes out.
-// When tracing is not Configured it installs nothing. The returned function flushes and stops
-// the exporter (call it at shutdown; it is safe either way).
+// Start installs a tracer provider that exports over OTLP/HTTP in JSON (otlpjson.go) as the
+// OTEL_* environment says (endpoint, headers, timeout; OTEL_TRACES_SAMPLER, OTEL_BSP_* batching
+// are the SDK's), for service OTEL_SERVICE_NAME or else name. Nothing is connected until the
+// first batch goes out. When tracing is not Configured it installs nothing. The returned
+// function flushes and stops the exporter (call it at shutdown; it is safe either way).
 func Start(ctx context.Context, name string) (shutdown func(context.Context) error, err error) {
 	if !Configured() {
 		return func(context.Context) error { return nil }, nil
 	}
-	if p := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p == "" {
-		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-		if p != "" && p != "http/protobuf" {
-			return nil, errors.New("tracing: only OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is supported, not " + p)
-		}
+	if p := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/json" {
+		return nil, errors.New("tracing: OTEL_EXPORTER_OTLP_PROTOCOL must be http/json (what tickit's exporter speaks), not " + p)
 	}
-	exp, err := otlptracehttp.New(ctx)
+	exp, err := newOTLPJSON()
 	if err != nil {
 		return nil, err
 	}
