@@ -12,8 +12,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	obsclient "github.com/cloudevents/sdk-go/observability/opentelemetry/v2/client"
 )
 
 // StartEvent joins the trace a received CloudEvent belongs to and starts its server span,
@@ -50,10 +48,11 @@ func StartEvent(ctx context.Context, h http.Header, e *cloudevents.Event) (_ con
 // eventContext is ctx with the remote span context of e's distributed-tracing extension, or
 // ctx itself when e has none.
 func eventContext(ctx context.Context, e *cloudevents.Event) context.Context {
-	if _, ok := e.Extensions()[extensions.TraceParentExtension]; !ok {
+	dt, ok := extensions.GetDistributedTracingExtension(*e)
+	if !ok || dt.TraceParent == "" {
 		return ctx
 	}
-	return obsclient.ExtractDistributedTracingExtension(ctx, *e)
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": dt.TraceParent, "tracestate": dt.TraceState})
 }
 
 // Stamp records ctx's trace context in e's distributed-tracing extension (traceparent,
@@ -63,9 +62,9 @@ func Stamp(ctx context.Context, e *cloudevents.Event) {
 	if _, ok := e.Extensions()[extensions.TraceParentExtension]; ok || !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
-	carrier := obsclient.NewCloudEventCarrier()
+	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	carrier.Extension.AddTracingAttributes(e)
+	extensions.DistributedTracingExtension{TraceParent: carrier["traceparent"], TraceState: carrier["tracestate"]}.AddTracingAttributes(e)
 }
 
 // StartPublish starts the producer span "publish <type>" for sending e. Its parent is the
@@ -86,12 +85,20 @@ func StartPublish(ctx context.Context, e *cloudevents.Event) (context.Context, t
 	return ctx, span
 }
 
-// EventAttributes are the attributes of a span about e: cloudevents sdk-go's (cloudevents.id,
-// .type, .source, .subject, ...) and the ids of the entities its data names, as tickit.order.id,
+// EventAttributes are the attributes of a span about e: those cloudevents sdk-go's OpenTelemetry
+// module gives (cloudevents.id, .type, .source, .subject, .specversion; the module is not linked:
+// it pulls a second set of semconv packages) and the ids of the entities its data names, as tickit.order.id,
 // tickit.ticket.id and tickit.payment.id. The "id" field of dev.tickit.<entity>.<verb> is that
 // entity's.
 func EventAttributes(e *cloudevents.Event, method string) []attribute.KeyValue {
-	attrs := obsclient.GetDefaultSpanAttributes(e, method)
+	attrs := []attribute.KeyValue{
+		attribute.String("cloudevents.id", e.ID()), attribute.String("cloudevents.type", e.Type()),
+		attribute.String("cloudevents.source", e.Source()), attribute.String("cloudevents.specversion", e.SpecVersion()),
+		attribute.String("code.function", method),
+	}
+	if e.Subject() != "" {
+		attrs = append(attrs, attribute.String("cloudevents.subject", e.Subject()))
+	}
 	var d struct {
 		ID        string `json:"id"`
 		OrderID   string `json:"orderId"`
