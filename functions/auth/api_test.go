@@ -229,7 +229,7 @@ func testConcurrentSignUpsForOneEmailCreateExactlyOneUser(t *testing.T) {
 	}
 
 	close(start)
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent sign-ups")
 
 	created := 0
 	for i, status := range statuses {

@@ -185,7 +185,7 @@ func TestConcurrentWrongPasswordsOnTwoReplicasNeverPassTheLimit(t *testing.T) {
 		})
 	}
 	close(start)
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent sign-ins")
 
 	// Assert: exactly the limit's five passwords were checked.
 	slices.Sort(statuses)
@@ -235,7 +235,7 @@ func TestConcurrentProbesOfATakenEmailNeverPassTheLimit(t *testing.T) {
 		})
 	}
 	close(start)
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent sign-ups")
 
 	// Assert
 	slices.Sort(statuses)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/tickit/tickit/functions/internal/testenv"
 )
@@ -303,7 +304,7 @@ func TestConcurrentRequestsGetTheirOwnAnswers(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent requests")
 	close(errs)
 	for e := range errs {
 		t.Error(e)

@@ -251,7 +251,7 @@ func TestTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
 	}
 	v.send(t, e, http.StatusServiceUnavailable) // the same, through HTTP
 	release()
-	testenv.Wait(t, &wg, time.Minute, "the held delivery to finish")
+	testenv.Wait(t, &wg, 5*time.Minute, "the held delivery to finish")
 	if err := testenv.Receive(t, results, time.Minute, "the sending delivery's answer"); err != nil {
 		t.Fatalf("the sending delivery returned %v", err)
 	}
@@ -262,7 +262,7 @@ func TestTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
 			results <- err
 		})
 	}
-	testenv.Wait(t, &wg, time.Minute, "the redeliveries")
+	testenv.Wait(t, &wg, 5*time.Minute, "the redeliveries")
 	close(results)
 
 	// Assert

@@ -127,7 +127,7 @@ func TestDueOrdersAreExpiredExactlyOnceAcrossTenConcurrentTicks(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the orders queued by 8 workers")
 
 	// Act: ten ticks at once, as ten instances would run them.
 	for range 10 {
@@ -136,7 +136,7 @@ func TestDueOrdersAreExpiredExactlyOnceAcrossTenConcurrentTicks(t *testing.T) {
 			errs <- err
 		})
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the ten concurrent ticks")
 	close(errs)
 
 	// Assert

@@ -161,7 +161,7 @@ func testOfManyConcurrentBuyersExactlyOneGetsTheTicket(t *testing.T) {
 		}()
 	}
 	close(start)
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent orders")
 
 	// Assert: one 201, every other answer a 400 "already reserved", one order in the store.
 	var winner orderJSON

@@ -105,7 +105,7 @@ func BenchmarkContentionOneTicket(b *testing.B) {
 				mu.Unlock()
 			}()
 		}
-		wg.Wait()
+		testenv.Wait(b, &wg, 5*time.Minute, "the concurrent orders")
 		if won.Load() != 1 {
 			b.Fatalf("round %d: %d winners, want 1", round, won.Load())
 		}

@@ -96,7 +96,7 @@ func TestTheSellersEditAndAPaymentRaceToOneOutcome(t *testing.T) {
 			testenv.Send(t, h.URL, events.New(events.ReservationRefused{OrderID: o.ID, TicketID: ticketID}), false)
 		})
 		wg.Go(func() { status, reply = h.payUntilDecided(t, o.ID, newPaymentID()) })
-		wg.Wait()
+		testenv.Wait(t, &wg, 5*time.Minute, "the refusal and the payment")
 
 		if status != http.StatusOK || reply == nil || reply.Type() != events.TypePaymentRejected {
 			t.Fatalf("round %d: payment answered %d %v, want payment.rejected", round, status, reply)
@@ -126,7 +126,7 @@ func TestCancelAndPayAtOnceHaveOneOutcome(t *testing.T) {
 		paymentID := newPaymentID()
 		wg.Go(func() { del = testenv.Call(t, http.MethodDelete, h.URL+"/api/orders/"+o.ID, nil, buyer.Token) })
 		wg.Go(func() { status, reply = h.payUnconfirmed(t, o.ID, paymentID) })
-		wg.Wait()
+		testenv.Wait(t, &wg, 5*time.Minute, "the cancel and the payment")
 
 		got := h.get(t, buyer, o.ID)
 		switch {

@@ -91,7 +91,7 @@ func testConcurrentTakeoversOfOneExpiredReservationHaveOneWinner(t *testing.T) {
 		}()
 	}
 	for range users {
-		<-done
+		testenv.Receive(t, done, time.Minute, "a buyer's answer")
 	}
 
 	// Assert
@@ -361,7 +361,7 @@ func testReserveIsOneAtomicCompareAndSet(t *testing.T) {
 	}
 	close(start)
 	for range racers {
-		if err := <-errs; err != nil {
+		if err := testenv.Receive(t, errs, time.Minute, "a racer's result"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -319,7 +319,7 @@ func testConcurrentPaymentsForOneOrderChargeOnce(t *testing.T) {
 		}
 		wg.Go(func() { statuses[i] = h.pay(t, buyer, orderID, token) })
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent payments")
 
 	// Requests with the winner's card that arrive once it is authorized wait for its outcome
 	// and answer it (the same payment); every other one is told it lost.

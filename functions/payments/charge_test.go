@@ -54,7 +54,7 @@ func testClaimHasExactlyOneWinner(t *testing.T) {
 					})
 				}
 				close(start)
-				wg.Wait()
+				testenv.Wait(t, &wg, 5*time.Minute, "the 20 racing claims")
 				close(winners)
 
 				if n := len(winners); n != 1 {

@@ -227,7 +227,7 @@ func twiceAtOnce(t *testing.T, h *harness, e cloudevents.Event) []int {
 	for i := range statuses {
 		wg.Go(func() { statuses[i] = h.send(t, e) })
 	}
-	wg.Wait()
+	testenv.Wait(t, &wg, 5*time.Minute, "both deliveries")
 	return statuses
 }
 

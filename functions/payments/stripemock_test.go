@@ -159,7 +159,7 @@ func BenchmarkPayAgainstStripeMock(b *testing.B) {
 				}
 			})
 		}
-		wg.Wait()
+		testenv.Wait(b, &wg, 5*time.Minute, "the 4 paying workers")
 		paid += orders
 		b.StopTimer()
 		for i := range ids {

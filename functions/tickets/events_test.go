@@ -344,7 +344,7 @@ func testConcurrentDeliveriesLeaveTheTicketWithItsLiveOrder(t *testing.T) {
 				t.Errorf("seed %d: %s never accepted", seed, ev.Type())
 			})
 		}
-		wg.Wait()
+		testenv.Wait(t, &wg, 5*time.Minute, "the shuffled deliveries")
 	})
 }
 
@@ -378,7 +378,7 @@ func testAnEditAndAReservationRacingHaveOneWinner(t *testing.T) {
 				})
 			}
 			wg.Go(func() { e.deliver(reserve) })
-			wg.Wait()
+			testenv.Wait(t, &wg, 5*time.Minute, "the edits and the reservation")
 
 			// Assert
 			edits := 0

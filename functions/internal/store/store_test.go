@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/256dpi/lungo"
 	"go.mongodb.org/mongo-driver/bson"
@@ -82,7 +83,7 @@ func TestConcurrentVersionedUpdatesHaveExactlyOneWinner(t *testing.T) {
 						}
 					}()
 				}
-				wg.Wait()
+				testenv.Wait(t, &wg, 5*time.Minute, "the 50 racing updates")
 
 				// Assert
 				var doc struct{ Version int64 }
