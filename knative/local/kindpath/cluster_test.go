@@ -494,3 +494,15 @@ func TestOneFunctionBeforeAnyDeploySaysWhatToRunFirst(t *testing.T) {
 		t.Error("applied a Service without its Secrets")
 	}
 }
+
+func TestCreateStopsWhenDockerHasLessThanKnativeNeeds(t *testing.T) {
+	t.Parallel()
+	// 2 CPUs and 8 GiB: below Knative's quickstart minimum of 3 CPUs.
+	r := newWorld(t).run([]string{"STANDIN_DOCKER_INFO=2 8589934592"}, "create")
+	if r.err == nil || !strings.Contains(r.stderr, "2 CPUs") || !strings.Contains(r.stderr, "at least 4 CPUs and 6 GiB") {
+		t.Errorf("err %v, stderr %q: want a stop naming docker's 2 CPUs and what to give it", r.err, r.stderr)
+	}
+	if r.first(tool("kind", "create")) >= 0 || r.first(tool("curl")) >= 0 {
+		t.Error("went on with too small a docker")
+	}
+}

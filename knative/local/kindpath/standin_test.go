@@ -20,7 +20,8 @@ import (
 // JSON line and answers as the tool would. What a cluster holds (Secrets) lives in files
 // under STANDIN_STATE. Settings: STANDIN_CONTEXT (the user's current kubectl context),
 // STANDIN_ARCH (the node's), STANDIN_MISSING (a URL curl answers 404 for), STANDIN_KIND_VERSION,
-// STANDIN_CLUSTERS (kind get clusters), STANDIN_USED_IMAGES (images the Revisions use).
+// STANDIN_CLUSTERS (kind get clusters), STANDIN_USED_IMAGES (images the Revisions use),
+// STANDIN_DOCKER_INFO (docker's CPUs and memory in bytes).
 var standIns = []string{"docker", "kind", "kubectl", "ko", "kn", "curl", "make", "npm", "node", "go"}
 
 // koEnv are the variables that decide what ko builds and where it puts it.
@@ -95,7 +96,7 @@ func answer(c call, in []byte) (string, int) {
 	case "docker":
 		switch {
 		case len(a) > 0 && a[0] == "info":
-			return "8 17179869184\n", 0
+			return envOr("STANDIN_DOCKER_INFO", "8 17179869184") + "\n", 0
 		case c.has("crictl", "images"):
 			return "IMAGE                                     TAG      IMAGE ID   SIZE\n" +
 				"kind.local/stale-0abc                     1111     aaa        10MB\n" +
