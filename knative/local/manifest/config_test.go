@@ -124,8 +124,8 @@ func TestPlatformDecodesStrictly(t *testing.T) {
 	if p.namespaces["tickit"] == nil {
 		t.Error("no Namespace tickit")
 	}
-	if len(p.statefulSets) != 2 || len(p.deployments) != 2 {
-		t.Errorf("%d StatefulSets (NATS, MongoDB) and %d Deployments (Redis, stripe-mock)", len(p.statefulSets), len(p.deployments))
+	if len(p.statefulSets) != 2 || len(p.deployments) != 3 {
+		t.Errorf("%d StatefulSets (NATS, MongoDB) and %d Deployments (Redis, stripe-mock, Jaeger)", len(p.statefulSets), len(p.deployments))
 	}
 
 	// A typo'd field fails, naming the file.
