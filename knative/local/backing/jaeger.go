@@ -15,7 +15,10 @@ import (
 	"github.com/tickit/tickit/knative/local/proc"
 )
 
-// JaegerUI is where Jaeger's UI and query API (/api/services, /api/traces) listen by default.
+// JaegerUI is where Jaeger's query API (/api/services, /api/traces) listens by default. The
+// module build has no web UI (its assets are built from jaeger-ui, which no package registry
+// serves): / shows Jaeger's placeholder page; make trace reads the API. The cluster's image has
+// the UI (config/40-jaeger.yaml).
 const JaegerUI = "127.0.0.1:16686"
 
 // Jaeger is the trace viewer: Jaeger v2 with traces in memory.

@@ -33,7 +33,7 @@ func (s *System) startTracing() error {
 		}
 		s.closers = append(s.closers, j.Close)
 		s.jaeger, endpoint = j.UI, j.OTLP
-		s.line("trace", "Jaeger %s (the UI; make trace ORDER=<order id> prints one purchase), OTLP %s", j.UI, j.OTLP)
+		s.line("trace", "Jaeger query API %s/api/traces (make trace ORDER=<order id> prints a purchase), OTLP %s", j.UI, j.OTLP)
 	}
 	if endpoint == "" {
 		return nil
