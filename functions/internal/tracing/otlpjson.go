@@ -200,5 +200,5 @@ func encodeValue(v attribute.Value) jsonObj {
 		}
 		return jsonObj{"arrayValue": jsonObj{"values": vs}}
 	}
-	return jsonObj{"stringValue": v.Emit()}
+	return jsonObj{"stringValue": v.String()}
 }

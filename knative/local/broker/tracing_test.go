@@ -55,7 +55,7 @@ func TestTheBrokerRecordsIngressAttemptsAndRepliesInTheEventsTrace(t *testing.T)
 		code := ""
 		for _, kv := range s.Attributes {
 			if kv.Key == "http.response.status_code" {
-				code = kv.Value.Emit()
+				code = kv.Value.String()
 			}
 		}
 		got = append(got, fmt.Sprintf("%s %s", s.Name, code))
