@@ -80,6 +80,9 @@ func Expected(spec Spec) []Result {
 		case "retries-exhausted":
 			r = Result{Scenario: name, Attempts: last, Delays: gaps(last, 0), Outcome: DeadLettered, DeadLetters: 1,
 				DeadLetterExtensions: withError(name, http.StatusServiceUnavailable, errorBody(http.StatusServiceUnavailable))}
+		case "500-json-always":
+			r = Result{Scenario: name, Attempts: last, Delays: gaps(last, 0), Outcome: DeadLettered, DeadLetters: 1,
+				DeadLetterExtensions: withError(name, http.StatusInternalServerError, errorBody(http.StatusInternalServerError))}
 		case "refused":
 			ext := withError(name, http.StatusInternalServerError,
 				`dispatch error: Post "{refused}/refused": dial tcp {refused-host}: connect: connection refused`)

@@ -43,7 +43,8 @@ func first(a, b answer) func(int) answer {
 
 // scenarios is the list of issue 15 item 3, plus two rows that show when a final 4xx reaches the
 // dead-letter sink (after a retryable answer, and on the last attempt) and two that show what
-// becomes of a 2xx body that is not a CloudEvent and of an attempt that always times out.
+// becomes of a 2xx body that is not a CloudEvent and of an attempt that always times out, and
+// tickit's own answer to an event it can never take (500 with a JSON error body).
 func scenarios(spec Spec) []scenario {
 	accepted := answer{code: http.StatusAccepted}
 	list := []scenario{
@@ -74,6 +75,8 @@ func scenarios(spec Spec) []scenario {
 		scenario{name: "refused"},
 		scenario{name: "duplicate-id", answer: always(accepted), posts: 2},
 		scenario{name: "retries-exhausted", answer: always(answer{code: 503, body: errorBody(503)})},
+		// What a tickit function answers to an event it can never take (functions/internal/runtime).
+		scenario{name: "500-json-always", answer: always(answer{code: 500, body: errorBody(500)})},
 	)
 	return list
 }
