@@ -62,13 +62,13 @@ func TestEveryScenarioHasAnExpectation(t *testing.T) {
 
 func TestTableCountsTheRowsThatDisagree(t *testing.T) {
 	ref := []Result{
-		{Scenario: "a", Attempts: 2, Delays: []time.Duration{400 * time.Millisecond}, Outcome: Acked},
+		{Scenario: "a", Attempts: 4, Delays: []time.Duration{400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}, Outcome: Acked},
 		{Scenario: "b", Attempts: 1, Outcome: Dropped},
 		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 1, Elapsed: 2800 * time.Millisecond,
 			DeadLetterExtensions: map[string]string{"knativeerrorcode": "500"}},
 	}
 	same := []Result{
-		{Scenario: "a", Attempts: 2, Delays: []time.Duration{650 * time.Millisecond}, Outcome: Acked}, // late on a busy machine
+		{Scenario: "a", Attempts: 4, Delays: []time.Duration{650 * time.Millisecond, 1000 * time.Millisecond, 1900 * time.Millisecond}, Outcome: Acked}, // late on a busy machine
 		{Scenario: "b", Attempts: 1, Outcome: Dropped},
 		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 1, Elapsed: 3500 * time.Millisecond,
 			DeadLetterExtensions: map[string]string{"knativeerrorcode": "500"}},
@@ -77,7 +77,7 @@ func TestTableCountsTheRowsThatDisagree(t *testing.T) {
 		t.Fatalf("%d disagreements, want 0:\n%s", n, text)
 	}
 	differ := []Result{
-		{Scenario: "a", Attempts: 2, Delays: []time.Duration{200 * time.Millisecond}, Outcome: Acked}, // kncloudevents' half delay
+		{Scenario: "a", Attempts: 4, Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}, Outcome: Acked}, // kncloudevents' half delays
 		{Scenario: "b", Attempts: 1, Outcome: DeadLettered, DeadLetters: 1},
 		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 1, Elapsed: 2800 * time.Millisecond}, // no extensions
 		{Scenario: "d", Attempts: 1, Outcome: Acked},                                             // not in the first column
@@ -86,14 +86,14 @@ func TestTableCountsTheRowsThatDisagree(t *testing.T) {
 	if n != 4 {
 		t.Fatalf("%d disagreements, want 4:\n%s", n, text)
 	}
-	for _, want := range []string{"≠   a", "2 attempts, delays 0.40 s, acked", "c, x: errorcode=\"500\"", "4 disagreement(s)"} {
+	for _, want := range []string{"≠   a", "4 attempts, delays 0.40 0.80 1.60 s, acked", "c, x: errorcode=\"500\"", "4 disagreement(s)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the table lacks %q:\n%s", want, text)
 		}
 	}
 }
 
-// A busy machine makes deliveries late; another backoff formula makes them early or far later.
+// A busy machine makes deliveries late; another backoff formula halves or doubles them.
 func TestAgreeToleratesLatenessButNotAnotherBackoffFormula(t *testing.T) {
 	var ref Result
 	for _, r := range Expected(TableSpec) {
