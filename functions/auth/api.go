@@ -52,24 +52,42 @@ func (a *api) signUp(w http.ResponseWriter, r *http.Request) error {
 	if err := c.validateSignUp(); err != nil {
 		return err
 	}
-	// Counted before the hash and given back once the account exists: what is left counted
-	// are the sign-ups that found the email taken, the answer an attacker would probe for.
-	attempt := counted{a.limits.signUp, clientAddr(r, a.trusted)}
-	if err := a.take(w, r, attempt); err != nil {
-		return err
-	}
-	h, err := hashPassword(r.Context(), c.Password, currentParams)
-	if err != nil {
-		a.throttle.giveBack(context.WithoutCancel(r.Context()), attempt)
-		return err
-	}
-	u, err := a.users.create(r.Context(), c.Email, h.String())
-	if !errors.Is(err, errEmailInUse) {
-		a.throttle.giveBack(context.WithoutCancel(r.Context()), attempt)
-	}
+	// What is counted are the sign-ups that find the email taken, the answer an attacker
+	// probes for: atomically before the hash when the email is known to be taken (so
+	// concurrent probes never pass the limit), after the fact when a concurrent sign-up took
+	// it meanwhile. Sign-ups of new emails are not counted (many people behind one address
+	// sign up at once), but a client over the limit gets 429 for every sign-up, or a 201 would
+	// tell a free email from a taken one.
+	ctx := r.Context()
+	client := clientAddr(r, a.trusted)
+	attempt := counted{a.limits.signUp, client}
+	_, taken, err := a.users.byEmail(ctx, c.Email)
 	if err != nil {
 		return err
 	}
+	if taken {
+		err = a.take(w, r, attempt)
+	} else {
+		err = tooMany(w)(a.throttle.full(ctx, attempt))
+	}
+	if err != nil {
+		return err
+	}
+	h, err := hashPassword(ctx, c.Password, currentParams) // taken or not: the same cost
+	if err != nil {
+		return err
+	}
+	if taken {
+		return errEmailInUse
+	}
+	u, err := a.users.create(ctx, c.Email, h.String())
+	if errors.Is(err, errEmailInUse) {
+		a.throttle.count(context.WithoutCancel(ctx), attempt)
+	}
+	if err != nil {
+		return err
+	}
+	a.known(r, c.Email, client) // the client that made the account knows it
 	return a.startSession(w, u, http.StatusCreated)
 }
 
@@ -123,12 +141,28 @@ func (a *api) signIn(w http.ResponseWriter, r *http.Request) error {
 // take counts attempts against the limits; a full one answers 429 with Retry-After in whole
 // seconds (RFC 9110 10.2.3), rounded up.
 func (a *api) take(w http.ResponseWriter, r *http.Request, attempts ...counted) error {
-	wait, err := a.throttle.take(r.Context(), attempts...)
-	if err != nil || wait <= 0 {
-		return err
+	return tooMany(w)(a.throttle.take(r.Context(), attempts...))
+}
+
+// tooMany returns the answer to a limit's check: 429 with Retry-After when it is full (wait > 0).
+func tooMany(w http.ResponseWriter) func(wait time.Duration, err error) error {
+	return func(wait time.Duration, err error) error {
+		if err != nil || wait <= 0 {
+			return err
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return errTooManyAttempts
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	return errTooManyAttempts
+}
+
+// known makes client known to the account of email; a failure to write only means the client
+// is not exempt from others' failures yet.
+func (a *api) known(r *http.Request, email, client string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := a.throttle.remember(ctx, email, client, a.limits.known); err != nil {
+		logging.FromContext(ctx).Warnw("client not remembered", "error", err)
+	}
 }
 
 // succeeded forgives a right password's attempt: the pair's failures are cleared, the other
@@ -138,10 +172,10 @@ func (a *api) succeeded(r *http.Request, email, client string, attempts []counte
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	a.throttle.giveBack(ctx, attempts[1:]...)
-	err := errors.Join(a.throttle.forget(ctx, attempts[0]), a.throttle.remember(ctx, email, client, a.limits.known))
-	if err != nil {
-		logging.FromContext(ctx).Warnw("sign-in counters not cleared", "error", err)
+	if err := a.throttle.forget(ctx, attempts[0]); err != nil {
+		logging.FromContext(ctx).Warnw("sign-in failures not cleared", "error", err)
 	}
+	a.known(r, email, client)
 }
 
 // rehash stores the password under the current parameters, now that it is known to be right.

@@ -124,6 +124,30 @@ func takeOne(ctx context.Context, coll lungo.ICollection, c counted, now time.Ti
 	return 0, fmt.Errorf("throttle %s: the counter kept changing", id)
 }
 
+// full reports how long until c's window ends when it is full, without counting anything.
+func (t throttle) full(ctx context.Context, c counted) (time.Duration, error) {
+	coll, err := t.db.Collection(ctx, throttleCollection)
+	if err != nil {
+		return 0, err
+	}
+	var old counter
+	err = coll.FindOne(ctx, bson.M{"_id": c.id()}).Decode(&old)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	if now := t.now(); old.ResetAt.After(now) && old.Count >= c.limit.max {
+		return old.ResetAt.Sub(now), nil
+	}
+	return 0, nil
+}
+
+// count counts an attempt found to be a failure after the fact (nothing when c is full
+// already); a failure to write only leaves it uncounted.
+func (t throttle) count(ctx context.Context, c counted) { _, _ = t.take(ctx, c) }
+
 // giveBack uncounts attempts that turned out not to be failures (a right password, an
 // account created). A failure to write only leaves the attempt counted.
 func (t throttle) giveBack(ctx context.Context, rules ...counted) {

@@ -245,6 +245,34 @@ func TestConcurrentProbesOfATakenEmailNeverPassTheLimit(t *testing.T) {
 	}
 }
 
+func TestManyPeopleBehindOneAddressSignUpAtOnce(t *testing.T) {
+	// Arrange: a limit of 3 taken emails per client; 30 new accounts at once from one address
+	// (an office's NAT; make run, where every client is 127.0.0.1). Counting every sign-up
+	// before its hash and giving it back after made 27 of e2e's 100 concurrent sign-ups 429.
+	l := defaultLimits
+	l.signUp.max = 3
+	env := newEnvLimits(t, l, testenv.NewClock(time.Now()))
+	const n = 30
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+
+	// Act
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			statuses[i] = env.from(t, home, "signup", "person"+strings.Repeat("x", i)+"@example.com", "correct horse").Status
+		})
+	}
+	close(start)
+	testenv.Wait(t, &wg, 5*time.Minute, "the concurrent sign-ups")
+
+	// Assert
+	if want := slices.Repeat([]int{http.StatusCreated}, n); !slices.Equal(statuses, want) {
+		t.Fatalf("statuses %v, want %d 201", statuses, n)
+	}
+}
+
 func TestTheClientIsTheFirstUntrustedHopFromTheRight(t *testing.T) {
 	cases := []struct {
 		name, remote string
