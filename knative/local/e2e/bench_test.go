@@ -46,7 +46,7 @@ func BenchmarkEventsThroughTheBrokerToAFunction(b *testing.B) {
 	}()
 	latencies := feed.wait(b, b.N)
 	elapsed := time.Since(start)
-	wg.Wait()
+	waitFor(b, &wg, "the publishers")
 	b.StopTimer()
 
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")

@@ -125,7 +125,7 @@ func TestTickit(t *testing.T) {
 			wg.Add(1)
 			go func() { defer wg.Done(); buyers[i] = w.signUp(t, fmt.Sprintf("crowd%d@example.com", i)) }()
 		}
-		wg.Wait()
+		waitFor(t, &wg, "100 sign-ups")
 		eventually(t, "orders knows the ticket", func() bool { return w.replicated(t, seller, tk.ID) })
 
 		var created, reserved atomic.Int32
@@ -144,7 +144,7 @@ func TestTickit(t *testing.T) {
 				}
 			}()
 		}
-		wg.Wait()
+		waitFor(t, &wg, "100 buyers' orders")
 
 		if created.Load() != 1 || reserved.Load() != 99 {
 			t.Fatalf("%d orders created and %d told the ticket is reserved, want 1 and 99", created.Load(), reserved.Load())

@@ -241,6 +241,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitFor waits for wg at most five minutes; what names the wait in the failure.
+func waitFor(t testing.TB, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("gave up after 5 minutes waiting for %s", what)
+	}
+}
+
 // feed follows the Broker's records through the ingress (the Broker's cluster address, as
 // make events does).
 type feed struct {

@@ -128,7 +128,13 @@ func TestConcurrentFirstRequestsShareOneColdStart(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); pids <- who(t, url).Pid }()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("gave up after 5 minutes waiting for 20 first requests")
+	}
 	close(pids)
 	first := <-pids
 	for pid := range pids {
