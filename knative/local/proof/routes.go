@@ -97,6 +97,9 @@ func (b *bencher) createTickets() error {
 
 func (b *bencher) listTickets() error {
 	n := max(500, b.p.Users*2)
+	if b.p.Wire {
+		n = 200
+	}
 	b.t.Note("%s: list_tickets: GET /api/tickets (first page, default limit) over %d tickets", b.p.Name, len(b.tickets))
 	return b.route("list_tickets", "tickets", n, func(int) error {
 		r, err := b.API("tickets", "GET", "/api/tickets", nil, "")

@@ -1,7 +1,8 @@
 // Command tickit-proof measures the whole local system (make bench) and runs the fault suite
 // against it (make chaos).
 //
-//	tickit-proof bench   the system table, one metric per line: name value unit (BENCH_SCALE)
+//	tickit-proof bench   the system table, one metric per line: name value unit (BENCH_SCALE,
+//	                     BENCH_PROFILES: a comma list of file, memory, wire; default all)
 //	tickit-proof chaos   faults under a buying crowd, then the invariants (CHAOS_BUDGET)
 //
 // VERBOSE=1 shows the runtime's and the functions' output on stderr.
@@ -13,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tickit/tickit/knative/local/proof"
@@ -48,7 +50,11 @@ func run(what string) error {
 				return fmt.Errorf("BENCH_SCALE=%q: want a positive number", s)
 			}
 		}
-		return proof.Bench(ctx, root, scale, t, log)
+		var only []string
+		if s := os.Getenv("BENCH_PROFILES"); s != "" {
+			only = strings.Split(s, ",")
+		}
+		return proof.Bench(ctx, root, scale, only, t, log)
 	}
 	budget := 3 * time.Minute
 	if s := os.Getenv("CHAOS_BUDGET"); s != "" {
