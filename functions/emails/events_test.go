@@ -172,6 +172,10 @@ func (v env) record(t *testing.T, orderID string) Record {
 }
 
 func TestACompletedOrderSendsOneConfirmationThroughSendGrid(t *testing.T) {
+	testenv.OnEachStore(t, testACompletedOrderSendsOneConfirmationThroughSendGrid)
+}
+
+func testACompletedOrderSendsOneConfirmationThroughSendGrid(t *testing.T) {
 	// Arrange
 	v := setup(t, newSendGrid(t))
 	o := completedOrder(newID(), "Concert, row 7")
@@ -209,6 +213,10 @@ func TestACompletedOrderSendsOneConfirmationThroughSendGrid(t *testing.T) {
 }
 
 func TestDuplicateDeliveriesSendOneEmail(t *testing.T) {
+	testenv.OnEachStore(t, testDuplicateDeliveriesSendOneEmail)
+}
+
+func testDuplicateDeliveriesSendOneEmail(t *testing.T) {
 	// Arrange
 	v := setup(t, newSendGrid(t))
 	e := events.New(completedOrder(newID(), "Concert"))
@@ -225,6 +233,10 @@ func TestDuplicateDeliveriesSendOneEmail(t *testing.T) {
 }
 
 func TestTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
+	testenv.OnEachAtomicStore(t, testTwentyConcurrentDeliveriesSendOneEmail)
+}
+
+func testTwentyConcurrentDeliveriesSendOneEmail(t *testing.T) {
 	// Arrange: SendGrid holds the first send, so the other deliveries arrive while it is in flight.
 	sg := newSendGrid(t)
 	release := sg.holdRequests()
@@ -322,6 +334,10 @@ func TestSendGridUnreachableIs503(t *testing.T) {
 }
 
 func TestARejectedEmailIsRecordedAsFailedAndNeverRetried(t *testing.T) {
+	testenv.OnEachStore(t, testARejectedEmailIsRecordedAsFailedAndNeverRetried)
+}
+
+func testARejectedEmailIsRecordedAsFailedAndNeverRetried(t *testing.T) {
 	// Arrange
 	v := setup(t, newSendGrid(t, http.StatusBadRequest))
 	o := completedOrder(newID(), "Concert")
@@ -369,6 +385,10 @@ func TestWithoutAKeyTheEmailIsLoggedAndRecordedAsNotSent(t *testing.T) {
 }
 
 func TestADeliveryThatDiedMidSendIsTakenOverWhenItsLeaseEnds(t *testing.T) {
+	testenv.OnEachStore(t, testADeliveryThatDiedMidSendIsTakenOverWhenItsLeaseEnds)
+}
+
+func testADeliveryThatDiedMidSendIsTakenOverWhenItsLeaseEnds(t *testing.T) {
 	// Arrange: a delivery claimed the order and died before SendGrid answered.
 	v := setup(t, newSendGrid(t))
 	o := completedOrder(newID(), "Concert")

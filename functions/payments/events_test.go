@@ -24,6 +24,10 @@ func completed(orderID, userID string, version int64) cloudevents.Event {
 }
 
 func TestOrderCreatedBuildsTheReplica(t *testing.T) {
+	testenv.OnEachStore(t, testOrderCreatedBuildsTheReplica)
+}
+
+func testOrderCreatedBuildsTheReplica(t *testing.T) {
 	h := newHarness(t, newStandIn(t).URL)
 	userID, orderID := primitive.NewObjectID().Hex(), primitive.NewObjectID().Hex()
 	expiresAt := time.Date(2030, 1, 1, 0, 15, 0, 0, time.UTC)
@@ -42,6 +46,10 @@ func TestOrderCreatedBuildsTheReplica(t *testing.T) {
 }
 
 func TestOrderStatusEventsApplyInVersionOrder(t *testing.T) {
+	testenv.OnEachStore(t, testOrderStatusEventsApplyInVersionOrder)
+}
+
+func testOrderStatusEventsApplyInVersionOrder(t *testing.T) {
 	h := newHarness(t, newStandIn(t).URL)
 	buyer := h.user(t)
 
@@ -121,6 +129,10 @@ func rejected(p Payment) cloudevents.Event {
 }
 
 func TestPaymentRejectedRefundsOnce(t *testing.T) {
+	testenv.OnEachStore(t, testPaymentRejectedRefundsOnce)
+}
+
+func testPaymentRejectedRefundsOnce(t *testing.T) {
 	t.Run("delivered twice", func(t *testing.T) {
 		stripe := newStandIn(t)
 		h := newHarness(t, stripe.URL)
