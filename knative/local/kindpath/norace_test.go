@@ -1,0 +1,5 @@
+//go:build !race
+
+package kindpath
+
+const raceEnabled = false
