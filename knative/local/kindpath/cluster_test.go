@@ -136,12 +136,19 @@ const runDeadline = 5 * time.Minute
 // run runs hack/cluster.sh with args and env (NAME=VALUE) in the world, within runDeadline.
 func (w *world) run(env []string, args ...string) result {
 	w.t.Helper()
+	return w.bash(env, append([]string{filepath.Join(w.repo, "hack", "cluster.sh")}, args...)...)
+}
+
+// bash runs bash with args in the world's repository, within runDeadline.
+func (w *world) bash(env []string, args ...string) result {
+	w.t.Helper()
 	if err := os.Remove(w.log); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runDeadline)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(w.repo, "hack", "cluster.sh")}, args...)...)
+	cmd := exec.CommandContext(ctx, "bash", args...)
+	cmd.Dir = w.repo
 	cmd.Env = append([]string{
 		"PATH=" + w.bin + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + w.state,
 		"STANDIN_LOG=" + w.log, "STANDIN_STATE=" + w.state,
@@ -150,7 +157,7 @@ func (w *world) run(env []string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		w.t.Fatalf("hack/cluster.sh %v did not finish within %v; stderr:\n%s", args, runDeadline, stderr.String())
+		w.t.Fatalf("bash %v did not finish within %v; stderr:\n%s", args, runDeadline, stderr.String())
 	}
 	calls, lerr := readLog(w.log)
 	if lerr != nil {
@@ -531,5 +538,45 @@ func TestCreateStopsWhenDockerHasLessThanKnativeNeeds(t *testing.T) {
 	}
 	if r.first(tool("kind", "create")) >= 0 || r.first(tool("curl")) >= 0 {
 		t.Error("went on with too small a docker")
+	}
+}
+
+// The README's ways to change one function with kn and with ko apply ("4. Change one
+// function"), pasted as they are, build for the node and name the cluster.
+func TestTheREADMEsOneFunctionRecipesBuildForTheNodeAndNameTheCluster(t *testing.T) {
+	t.Parallel()
+	// Arrange: the lines from "# b)" to the end of the section's first sh block.
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### 4. Change one function")
+	_, block, ok2 := strings.Cut(section, "```sh\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	_, recipes, ok4 := strings.Cut(block, "# b)")
+	if !ok || !ok2 || !ok3 || !ok4 {
+		t.Fatal("README: no sh block with a \"# b)\" recipe under \"### 4. Change one function\"")
+	}
+	script := "set -euo pipefail\n" + recipes[strings.Index(recipes, "\n")+1:]
+
+	// Act: in a shell that exports GOOS/GOARCH for amd64, against an arm64 node.
+	r := newWorld(t).bash([]string{"STANDIN_ARCH=arm64", "GOOS=linux", "GOARCH=amd64"}, "-c", script)
+
+	// Assert
+	if r.err != nil {
+		t.Fatalf("the README's recipes: %v\n%s", r.err, r.stderr)
+	}
+	for _, c := range r.calls {
+		if c.Tool == "ko" && (c.Env["KO_DEFAULTPLATFORMS"] != "linux/arm64" || c.Env["KO_DOCKER_REPO"] != "kind.local" ||
+			c.Env["KIND_CLUSTER_NAME"] != "tickit" || c.Env["GOOS"] != "" || c.Env["GOARCH"] != "") {
+			t.Errorf("%v ran with %v: want the node's platform, kind.local, cluster tickit, no GOOS/GOARCH", c, c.Env)
+		}
+	}
+	update := r.first(tool("kn", "--context", "kind-tickit", "service", "update", "orders", "--image", "kind.local/orders-0123:cafe"))
+	if update < 0 || r.first(tool("ko", "build", "./functions/orders")) > update {
+		t.Errorf("no kn service update of orders with the image ko built first: %v", r.calls)
+	}
+	if r.first(tool("ko", "apply", "-f", "knative/services/12-orders.yaml", "--", "--context", "kind-tickit")) < 0 {
+		t.Errorf("no ko apply of orders' manifest naming the context: %v", r.calls)
 	}
 }

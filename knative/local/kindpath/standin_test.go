@@ -119,6 +119,9 @@ func answer(c call, in []byte) (string, int) {
 			return "go1.26.8\n", 0
 		}
 	case "ko":
+		if len(a) > 0 && a[0] == "build" {
+			return "kind.local/" + filepath.Base(a[len(a)-1]) + "-0123:cafe\n", 0
+		}
 		if len(a) > 0 && a[0] == "resolve" {
 			data, err := os.ReadFile(valueOf(a, "-f"))
 			if err != nil {
