@@ -223,8 +223,12 @@ func ferretdbPath(t testing.TB) string {
 			ferretdb.err = err
 			return
 		}
+		// The first build takes about a minute on 2 cores, more on a busy machine; test
+		// processes that start together wait for the one that builds (build.sh's lock).
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
 		var stderr bytes.Buffer
-		cmd := exec.Command("bash", filepath.Join(root, "knative/local/tools/ferretdb/build.sh"))
+		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "knative/local/tools/ferretdb/build.sh"))
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
