@@ -15,10 +15,11 @@ test: deps ui ui-test ## every test: the web UI (type-checked build, Vitest), th
 	go test -race -count=1 -timeout 20m $(PACKAGES)
 
 .PHONY: deps
-deps: ## install what the tests need beyond Go modules (redis-server, via apt)
+deps: ## install what the tests need beyond Go modules (redis-server, via apt; the FerretDB test server, built once)
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); }
 	@command -v redis-server >/dev/null || echo "redis-server unavailable: tests use the embedded miniredis"
+	@bash knative/local/tools/ferretdb/build.sh >/dev/null
 
 .PHONY: bench
 bench: deps ## run the benchmarks, then the system table through the local runtime (BENCH_SCALE; never fails on a timing)
