@@ -21,9 +21,17 @@ type Publisher struct {
 	Backoff  time.Duration // wait before the second try; doubles after each
 }
 
+// idleConns is how many idle connections to the sink a publisher keeps: as many as a
+// function's requests publish at once. The sink is one host (the Broker's ingress), and
+// http.DefaultTransport keeps 2 per host, so under load most publishes dialled a new
+// connection (TestConcurrentPublishesReuseTheirConnections: 97 for 200 events from 20 publishers).
+const idleConns = 256
+
 // New returns a publisher for the sink URL, with a timeout on every attempt.
 func New(sink string) (*Publisher, error) {
-	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(sink), cehttp.WithClient(http.Client{Timeout: 5 * time.Second, Transport: tracing.Transport(nil)}))
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = idleConns, idleConns
+	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(sink), cehttp.WithClient(http.Client{Timeout: 5 * time.Second, Transport: tracing.Transport(t)}))
 	if err != nil {
 		return nil, fmt.Errorf("publish: sink %q: %w", sink, err)
 	}
