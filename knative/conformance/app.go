@@ -25,12 +25,21 @@ type objectRef struct {
 }
 
 // patchForRun changes what cannot run here, or would make the run slow, and says so.
-// It returns false for objects it leaves alone.
-func patchForRun(u *unstructured.Unstructured) bool {
+// natsURL is the run's nats-server (NATS is not HTTP, so the proxy cannot carry the
+// cluster name). It returns false for objects it leaves alone.
+func patchForRun(u *unstructured.Unstructured, natsURL string) bool {
 	switch {
-	case u.GetKind() == "ConfigMap" && u.GetName() == "nats-jetstream-channel":
-		_ = unstructured.SetNestedField(u.Object, "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\n", "data", "channel-template-spec")
-		fmt.Println("   note: the Broker's channel template is InMemoryChannel here (eventing-natss is not available), NatsJetStreamChannel in the cluster")
+	case u.GetKind() == "ConfigMap" && u.GetName() == "config-nats":
+		conf, _, _ := unstructured.NestedString(u.Object, "data", "eventing-nats")
+		var out []string
+		for _, line := range strings.Split(conf, "\n") {
+			if strings.HasPrefix(line, "url:") {
+				fmt.Printf("   note: config-nats %q becomes \"url: %s\" (this run's nats-server; the proxy carries only HTTP)\n", line, natsURL)
+				line = "url: " + natsURL
+			}
+			out = append(out, line)
+		}
+		_ = unstructured.SetNestedField(u.Object, strings.Join(out, "\n"), "data", "eventing-nats")
 	case u.GetKind() == "Secret" && u.GetName() == "tickit-jwt":
 		_ = unstructured.SetNestedField(u.Object, randomKey(), "stringData", "JWT_KEY")
 	case u.GetKind() == "Secret" && u.GetName() == "tickit-stripe":
@@ -62,7 +71,7 @@ const runPatches = 5
 
 // applyApp applies config/ then knative/ as a user would (server-side apply), with the
 // changes patchForRun names.
-func (c *cluster) applyApp(ctx context.Context, root string) (refs []*objectRef, services []string, err error) {
+func (c *cluster) applyApp(ctx context.Context, root, natsURL string) (refs []*objectRef, services []string, err error) {
 	patched := 0
 	for i, dir := range []string{"config", "knative/services", "knative/eventing"} {
 		files, err := yamlFiles(filepath.Join(root, dir))
@@ -74,7 +83,7 @@ func (c *cluster) applyApp(ctx context.Context, root string) (refs []*objectRef,
 			return nil, nil, err
 		}
 		for _, u := range objs {
-			if patchForRun(u) {
+			if patchForRun(u, natsURL) {
 				patched++
 			}
 		}
@@ -142,6 +151,8 @@ func (c *cluster) webhooksReady(ctx context.Context) error {
 			"spec":{"schedule":"not a schedule","sink":{"uri":"http://example.com"}}}`},
 		{"serving webhook", `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"probe","namespace":"default"},
 			"spec":{"template":{"spec":{"timeoutSeconds":99999,"containers":[{"image":"example.com/probe"}]}}}}`},
+		{"eventing-natss webhook", `{"apiVersion":"messaging.knative.dev/v1alpha1","kind":"NatsJetStreamChannel","metadata":{"name":"probe","namespace":"default",
+			"annotations":{"eventing.knative.dev/scope":"not-a-scope"}}}`},
 	} {
 		err := poll(ctx, probe.name+" answering", 2*time.Minute, func() error {
 			err := c.dryRun(ctx, probe.obj)
@@ -249,18 +260,7 @@ func firstLine(s string, n int) string {
 func (c *cluster) allReady(ctx context.Context, refs []*objectRef) error {
 	counts := map[string]int{}
 	for _, ref := range refs {
-		r, err := c.resource(ref.obj)
-		if err != nil {
-			return err
-		}
-		err = poll(ctx, describe(ref.obj)+" Ready", 3*time.Minute, func() error {
-			u, err := r.Get(ctx, ref.obj.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			return condition(u, "Ready")
-		})
-		if err != nil {
+		if err := c.waitReady(ctx, ref.obj); err != nil {
 			return err
 		}
 		counts[ref.obj.GetKind()]++
@@ -272,6 +272,21 @@ func (c *cluster) allReady(ctx context.Context, refs []*objectRef) error {
 	sort.Strings(kinds)
 	fmt.Printf("   Ready: %s\n", strings.Join(kinds, ", "))
 	return nil
+}
+
+// waitReady waits until one object's Ready condition is True.
+func (c *cluster) waitReady(ctx context.Context, obj *unstructured.Unstructured) error {
+	r, err := c.resource(obj)
+	if err != nil {
+		return err
+	}
+	return poll(ctx, describe(obj)+" Ready", 3*time.Minute, func() error {
+		u, err := r.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		return condition(u, "Ready")
+	})
 }
 
 // startFunctions runs each function with its Service's env, as stored in the API server.
@@ -400,12 +415,22 @@ func (c *cluster) measureLatency(ctx context.Context, proxyURL string, probe *re
 
 // probeTrigger is a Trigger of the harness: events of type typ go to its receiver.
 func probeTrigger(name, typ string) *unstructured.Unstructured {
+	return uriTrigger(name, typ, "http://conformance-probe.tickit.svc.cluster.local", nil)
+}
+
+// uriTrigger is a Trigger of the Broker default for events of type typ, to a subscriber
+// URI, with a delivery spec when delivery is not nil.
+func uriTrigger(name, typ, uri string, delivery map[string]any) *unstructured.Unstructured {
+	spec := map[string]any{"broker": "default",
+		"filter":     map[string]any{"attributes": map[string]any{"type": typ}},
+		"subscriber": map[string]any{"uri": uri}}
+	if delivery != nil {
+		spec["delivery"] = delivery
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
 		"metadata": map[string]any{"name": name, "namespace": "tickit"},
-		"spec": map[string]any{"broker": "default",
-			"filter":     map[string]any{"attributes": map[string]any{"type": typ}},
-			"subscriber": map[string]any{"uri": "http://conformance-probe.tickit.svc.cluster.local"}},
+		"spec":     spec,
 	}}
 }
 
@@ -417,11 +442,23 @@ func brokerClient(proxyURL string) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u), MaxIdleConnsPerHost: 64}}
 }
 
-// sendEvent posts a binary-mode CloudEvent to the Broker.
+// sendEvent posts a binary-mode CloudEvent to the Broker; an answer other than 2xx is an error.
 func sendEvent(ctx context.Context, client *http.Client, id, typ, contentType string, data []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, brokerURL, strings.NewReader(string(data)))
+	status, err := postEvent(ctx, client, id, typ, contentType, data)
 	if err != nil {
 		return err
+	}
+	if status/100 != 2 {
+		return fmt.Errorf("broker ingress answered %d to event %s", status, id)
+	}
+	return nil
+}
+
+// postEvent posts a binary-mode CloudEvent to the Broker and returns the ingress's status.
+func postEvent(ctx context.Context, client *http.Client, id, typ, contentType string, data []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, brokerURL, strings.NewReader(string(data)))
+	if err != nil {
+		return 0, err
 	}
 	req.Header.Set("Ce-Specversion", "1.0")
 	req.Header.Set("Ce-Id", id)
@@ -430,11 +467,8 @@ func sendEvent(ctx context.Context, client *http.Client, id, typ, contentType st
 	req.Header.Set("Content-Type", contentType)
 	res, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("broker ingress answered %d to event %s", res.StatusCode, id)
-	}
-	return nil
+	return res.StatusCode, nil
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds what `make conformance` runs, once: etcd, kube-apiserver and Knative's own
-# commands, from the pinned Go modules under tools/, into .tickit/conformance/bin/<what>-<version>/.
+# Builds what `make conformance` runs, once: etcd, kube-apiserver, Knative's own commands
+# and nats-server, from the pinned Go modules under tools/, into
+# .tickit/conformance/bin/<what>-<version>/; and eventing-natss's JetStream channel (webhook,
+# controller, dispatcher) from the source snapshot in ../shared/third_party (or
+# $TICKIT_THIRD_PARTY), into bin/eventing-natss-<commit>-<sha256 prefix>/ (a changed snapshot
+# is another directory, so it builds again), linked as bin/eventing-natss.
 # A directory that holds every binary is reused as is, so only the first run pays
 # (kube-apiserver alone takes ~8 min and 2.7 GiB on 2 cores).
 set -euo pipefail
@@ -9,7 +13,7 @@ root=$(cd "$here/../.." && pwd)
 bin=${CONFORMANCE_BIN:-$root/.tickit/conformance/bin}
 export GOWORK=off GOFLAGS=-mod=readonly
 
-ETCD=v3.7.0 KUBE=v1.37.2 KNATIVE=v0.50.0
+ETCD=v3.7.0 KUBE=v1.37.2 KNATIVE=v0.50.0 NATS=v2.15.2
 
 step() { printf '[build] %s\n' "$*"; }
 have() { local d=$1; shift; for f in "$@"; do [[ -x $d/$f ]] || return 1; done; }
@@ -40,7 +44,7 @@ fi
 # serves health probes on :8080 and exits when the port is taken; on one host they all
 # would, so the patch reads the port from KNATIVE_HEALTH_PROBES_PORT.
 d=$bin/knative-$KNATIVE
-cmds=(controller mtchannel_broker ingress filter channel_controller channel_dispatcher mtping eventing-webhook serving-webhook)
+cmds=(controller mtchannel_broker ingress filter mtping eventing-webhook serving-webhook)
 if ! have "$d" "${cmds[@]}"; then
 	step "Knative eventing and serving $KNATIVE commands (about 5 min cold)"
 	src=$root/.tickit/conformance/build/knative-$KNATIVE
@@ -53,10 +57,47 @@ if ! have "$d" "${cmds[@]}"; then
 	cp "$here/tools/knative/go.sum" "$src/go.sum"
 	cd "$src"
 	go build -ldflags '-s -w' -o "$d/" knative.dev/eventing/cmd/controller knative.dev/eventing/cmd/mtchannel_broker \
-		knative.dev/eventing/cmd/broker/ingress knative.dev/eventing/cmd/broker/filter \
-		knative.dev/eventing/cmd/in_memory/channel_controller knative.dev/eventing/cmd/in_memory/channel_dispatcher \
-		knative.dev/eventing/cmd/mtping
+		knative.dev/eventing/cmd/broker/ingress knative.dev/eventing/cmd/broker/filter knative.dev/eventing/cmd/mtping
 	go build -ldflags '-s -w' -o "$d/eventing-webhook" knative.dev/eventing/cmd/webhook
 	go build -ldflags '-s -w' -o "$d/serving-webhook" knative.dev/serving/cmd/webhook
 fi
+# nats-server, the JetStream the NatsJetStreamChannel keeps its streams in.
+d=$bin/nats-server-$NATS
+if ! have "$d" nats-server; then
+	step "nats-server $NATS (about 2 min cold)"
+	(cd "$here/tools/nats" && go build -ldflags '-s -w' -o "$d/nats-server" github.com/nats-io/nats-server/v2)
+fi
+
+# eventing-natss is not served by the module proxy: its source snapshot ships vendor/ and
+# builds offline. Two patches, applied to the extracted copy and printed by the harness:
+# the health-probe port (as for Knative's commands above; its vendored knative.dev/pkg
+# file is the same one), and the dispatcher reads config-nats from $CONFIG_NATS_DIR when set
+# instead of the pod's volume mount /etc/config-nats.
+third=${TICKIT_THIRD_PARTY:-$root/../shared/third_party}
+shopt -s nullglob
+snaps=("$third"/eventing-natss-*.tar.gz)
+shopt -u nullglob
+if (( ${#snaps[@]} != 1 )); then
+	echo "build.sh: want exactly one eventing-natss-<commit>.tar.gz in $third (set TICKIT_THIRD_PARTY), found ${#snaps[@]}" >&2
+	exit 1
+fi
+snap=${snaps[0]}
+commit=$(basename "$snap" .tar.gz); commit=${commit#eventing-natss-}
+sum=$(sha256sum "$snap" | cut -d' ' -f1)
+d=$bin/eventing-natss-$commit-${sum:0:12}
+if ! have "$d" webhook controller dispatcher || [[ ! -f $d/SNAPSHOT ]]; then
+	step "eventing-natss $commit (webhook, JetStream controller and dispatcher; about 1.5 min warm)"
+	src=$root/.tickit/conformance/build/eventing-natss-$commit-${sum:0:12}
+	rm -rf "$src" "$d" && mkdir -p "$src"
+	tar xzf "$snap" -C "$src"
+	src=$src/eventing-natss
+	cp "$here/tools/knative/health_check.go.patched" "$src/vendor/knative.dev/pkg/injection/health_check.go"
+	sed -i 's#fsloader.WithLoader(ctx, configmap.Load)#fsloader.WithLoader(ctx, func(dir string) (map[string]string, error) { if d := os.Getenv("CONFIG_NATS_DIR"); d != "" { dir = d }; return configmap.Load(dir) })#' \
+		"$src/cmd/jetstream/dispatcher/main.go"
+	grep -q CONFIG_NATS_DIR "$src/cmd/jetstream/dispatcher/main.go" || { echo "build.sh: the dispatcher patch did not apply" >&2; exit 1; }
+	(cd "$src" && go build -mod=vendor -ldflags '-s -w' -o "$d/" ./cmd/webhook ./cmd/jetstream/controller ./cmd/jetstream/dispatcher)
+	mkdir -p "$d/config" && cp -r "$src/config/webhook" "$src/config/jetstream" "$d/config/"
+	printf 'snapshot %s\ncommit %s\nsha256 %s\n' "$(basename "$snap")" "$commit" "$sum" > "$d/SNAPSHOT"
+fi
+ln -sfn "$(basename "$d")" "$bin/eventing-natss"
 step "binaries ready in $bin"

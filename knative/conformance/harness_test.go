@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 )
 
 // The proxy sends a cluster DNS name to the process behind it with the Host header
-// intact, sends in-memory channels to the dispatcher, and refuses names it does not know.
+// intact, sends NatsJetStreamChannels to the JetStream dispatcher, and refuses names it does not know.
 func TestProxyRoutesClusterNames(t *testing.T) {
 	hosts := make(chan string, 10)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -24,7 +27,7 @@ func TestProxyRoutesClusterNames(t *testing.T) {
 	addr := strings.TrimPrefix(backend.URL, "http://")
 	p := newDNSProxy()
 	p.route("tickets", "tickit", addr)
-	p.route("imc-dispatcher", "knative-eventing", addr)
+	p.route(dispatcherName, "knative-eventing", addr)
 	front := httptest.NewServer(p)
 	defer front.Close()
 	u, _ := url.Parse(front.URL)
@@ -33,7 +36,7 @@ func TestProxyRoutesClusterNames(t *testing.T) {
 	for _, c := range []struct{ url, want string }{
 		{"http://tickets.tickit.svc.cluster.local/api/tickets", "tickets.tickit.svc.cluster.local/api/tickets"},
 		{"http://tickets.tickit.svc/x", "tickets.tickit.svc/x"},
-		{"http://default-kne-trigger-kn-channel.tickit.svc.cluster.local/", "default-kne-trigger-kn-channel.tickit.svc.cluster.local/"},
+		{"http://default-kne-trigger-kn-jsm-channel.tickit.svc.cluster.local/", "default-kne-trigger-kn-jsm-channel.tickit.svc.cluster.local/"},
 	} {
 		res, err := client.Get(c.url)
 		if err != nil {
@@ -44,7 +47,7 @@ func TestProxyRoutesClusterNames(t *testing.T) {
 			t.Errorf("%s reached the backend as %s, want %s", c.url, got, c.want)
 		}
 	}
-	for _, bad := range []string{"http://orders.tickit.svc.cluster.local/", "http://example.com/"} {
+	for _, bad := range []string{"http://orders.tickit.svc.cluster.local/", "http://default-kne-trigger-kn-channel.tickit.svc.cluster.local/", "http://example.com/"} {
 		res, err := client.Get(bad)
 		if err != nil {
 			t.Fatal(err)
@@ -112,9 +115,9 @@ func TestRunPatchesFindTheirManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	var orders, ping, channel *unstructured.Unstructured
+	var orders, ping, natsConfig *unstructured.Unstructured
 	for _, u := range objs {
-		if patchForRun(u) {
+		if patchForRun(u, "nats://127.0.0.1:4999") {
 			n++
 		}
 		switch {
@@ -122,8 +125,8 @@ func TestRunPatchesFindTheirManifests(t *testing.T) {
 			orders = u
 		case u.GetKind() == "PingSource":
 			ping = u
-		case u.GetName() == "nats-jetstream-channel":
-			channel = u
+		case u.GetKind() == "ConfigMap" && u.GetName() == "config-nats":
+			natsConfig = u
 		}
 	}
 	if n != runPatches {
@@ -132,8 +135,9 @@ func TestRunPatchesFindTheirManifests(t *testing.T) {
 	if s, _, _ := unstructured.NestedString(ping.Object, "spec", "schedule"); s != tickSchedule {
 		t.Errorf("PingSource schedule %q", s)
 	}
-	if s, _, _ := unstructured.NestedString(channel.Object, "data", "channel-template-spec"); !strings.Contains(s, "InMemoryChannel") {
-		t.Errorf("channel template %q", s)
+	if s, _, _ := unstructured.NestedString(natsConfig.Object, "data", "eventing-nats"); !strings.Contains(s, "\nurl: nats://127.0.0.1:4999\n") &&
+		!strings.HasPrefix(s, "url: nats://127.0.0.1:4999\n") || strings.Count(s, "url:") != 1 || !strings.Contains(s, "retryOnFailedConnect") {
+		t.Errorf("config-nats after the patch:\n%s", s)
 	}
 	containers, _, _ := unstructured.NestedSlice(orders.Object, "spec", "template", "spec", "containers")
 	env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
@@ -154,5 +158,56 @@ func TestRunPatchesFindTheirManifests(t *testing.T) {
 		if !strings.Contains(strings.Join(fns, " "), want) {
 			t.Errorf("functions %v lack %s", fns, want)
 		}
+	}
+}
+
+// The channel template in config/ gives the stream limits the run checks the real stream
+// against: a NatsJetStreamChannel with max age, max bytes and a discard policy.
+func TestTemplateLimits(t *testing.T) {
+	l, err := templateLimits(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.MaxAge < time.Hour || l.MaxBytes < 1<<20 || (l.Discard != "New" && l.Discard != "Old") {
+		t.Errorf("limits %s", l)
+	}
+}
+
+// A process the run stops on purpose (a fault) does not fail the run; one that exits on
+// its own does, and a restarted process appends to the same log.
+func TestSupervisorStopIsNotAFailure(t *testing.T) {
+	failed := make(chan error, 4)
+	s := &supervisor{logs: t.TempDir(), failed: func(err error) { failed <- err }}
+	defer s.stopAll()
+	p, err := s.start("sleeper", "sh", []string{"-c", "echo first; exec sleep 30"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(t.Context(), "the first life logged", 10*time.Second, func() error {
+		if b, _ := os.ReadFile(p.log); !strings.Contains(string(b), "first") {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.stop(p, syscall.SIGKILL, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.start("sleeper", "sh", []string{"-c", "echo second; exit 3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), "sleeper exited") || !strings.Contains(err.Error(), "first") || !strings.Contains(err.Error(), "second") {
+			t.Errorf("failure %v: want the unexpected exit, with both lives of the log", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an unexpected exit was not reported within 10 s")
+	}
+	select {
+	case err := <-failed:
+		t.Errorf("a second failure: %v (the stopped process must not count)", err)
+	default:
 	}
 }

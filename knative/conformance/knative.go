@@ -13,9 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -37,14 +37,13 @@ func knativeSources(tools string) (eventing, serving string, err error) {
 }
 
 // knativeInstall is what a release's YAML installs, minus what cannot run here: CRDs,
-// RBAC, ConfigMaps, webhook configurations and Services of Eventing core, the
-// in-memory channel and the MT channel-based Broker, and of Serving core. The
-// Deployments are applied too (the reconcilers look at them), but nothing runs them:
-// the processes below stand in for their pods.
+// RBAC, ConfigMaps, webhook configurations and Services of Eventing core and the MT
+// channel-based Broker, and of Serving core. The Deployments are applied too (the
+// reconcilers look at them), but nothing runs them: the processes below stand in for
+// their pods. The channel is eventing-natss's (natssRelease.install).
 func knativeInstall(eventing, serving string) ([]string, error) {
 	files, err := yamlFiles(
 		filepath.Join(eventing, "config/core"),
-		filepath.Join(eventing, "config/channels/in-memory-channel"),
 		filepath.Join(eventing, "config/brokers/mt-channel-broker"),
 		filepath.Join(serving, "config/core"),
 	)
@@ -64,29 +63,28 @@ func knativeInstall(eventing, serving string) ([]string, error) {
 	return out, nil
 }
 
-// knativePorts are the host ports of one run's Knative processes.
+// knativePorts are the host ports of one run's Knative and eventing-natss processes.
 type knativePorts struct {
-	eventingWebhook, imcWebhook, servingWebhook, ingress, filter int
-	dispatcher                                                   int // hard-coded by the dispatcher: 8080
+	eventingWebhook, natsWebhook, servingWebhook, ingress, filter int
 }
 
-// backends maps "<service>.<namespace>" to the target ports of the process behind it.
-func (p knativePorts) backends() map[string]map[int32]int {
-	return map[string]map[int32]int{
-		"eventing-webhook.knative-eventing":        {8443: p.eventingWebhook},
-		"inmemorychannel-webhook.knative-eventing": {8443: p.imcWebhook},
-		"webhook.knative-serving":                  {8443: p.servingWebhook},
-		"broker-ingress.knative-eventing":          {8080: p.ingress},
-		"broker-filter.knative-eventing":           {8080: p.filter},
-		"imc-dispatcher.knative-eventing":          {8080: p.dispatcher},
+// backends maps "<service>.<namespace>" to the process behind it: target port (a number or
+// a port name, as the Service's targetPort says) to local port.
+func (p knativePorts) backends() map[string]map[string]int {
+	return map[string]map[string]int{
+		"eventing-webhook.knative-eventing": {"8443": p.eventingWebhook},
+		"nats-webhook.knative-eventing":     {"https-webhook": p.natsWebhook},
+		"webhook.knative-serving":           {"8443": p.servingWebhook},
+		"broker-ingress.knative-eventing":   {"8080": p.ingress},
+		"broker-filter.knative-eventing":    {"8080": p.filter},
 	}
 }
 
-// endpoints writes an EndpointSlice for each Knative Service whose pods are local
-// processes (the API server and the Broker reconciler read them): the address is the
-// host's (the API server refuses loopback), the ports the processes'.
-func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) error {
-	for key, targets := range p.backends() {
+// endpoints writes an EndpointSlice for each Service whose pods are local processes
+// (the API server, the Broker reconciler and the channel controller read them): the
+// address is the host's (the API server refuses loopback), the ports the processes'.
+func (c *cluster) endpoints(ctx context.Context, ip string, backends map[string]map[string]int) error {
+	for key, targets := range backends {
 		name, ns, _ := strings.Cut(key, ".")
 		svc, err := c.kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -94,11 +92,7 @@ func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) erro
 		}
 		var slicePorts []discoveryv1.EndpointPort
 		for _, sp := range svc.Spec.Ports {
-			tp := sp.TargetPort
-			if tp.Type != intstr.Int {
-				continue
-			}
-			local, ok := targets[tp.IntVal]
+			local, ok := targets[sp.TargetPort.String()]
 			if !ok {
 				continue
 			}
@@ -114,7 +108,7 @@ func (c *cluster) endpoints(ctx context.Context, ip string, p knativePorts) erro
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 			Ports:       slicePorts,
 		}
-		if _, err := c.kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		if _, err := c.kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("endpointslice %s: %w", key, err)
 		}
 	}
@@ -156,60 +150,77 @@ func (c *cluster) deploymentsAvailable(ctx context.Context) {
 	}
 }
 
-// startKnative starts Knative's processes. The webhooks first (the API server calls them
-// on every later write), then the control plane, then the data plane.
-func (c *cluster) startKnative(s *supervisor, bin, proxy, ip string, p knativePorts) error {
-	extra, err := ports(40)
+// procEnv is the environment every Knative process gets as its pod would, plus what one
+// host needs: its own probe, profiling and metrics ports (all pods use the same ones), and
+// the forward proxy for cluster DNS names.
+type procEnv struct {
+	proxy, ip string
+}
+
+func (e *procEnv) common(pod, ns string) ([]string, error) {
+	p, err := ports(3)
+	if err != nil {
+		return nil, err
+	}
+	return []string{
+		"SYSTEM_NAMESPACE=" + ns, "POD_NAME=" + pod,
+		"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
+		"METRICS_DOMAIN=knative.dev/eventing",
+		"PROFILING_PORT=" + strconv.Itoa(p[0]), "KNATIVE_HEALTH_PROBES_PORT=" + strconv.Itoa(p[1]), "METRICS_PROMETHEUS_PORT=" + strconv.Itoa(p[2]),
+		// Cluster DNS names reach the local processes through the forward proxy.
+		"HTTP_PROXY=" + e.proxy, "NO_PROXY=127.0.0.1,localhost," + e.ip,
+	}, nil
+}
+
+// startKnative starts Knative's and eventing-natss's processes. The webhooks first (the
+// API server calls them on every later write), then the control plane, then the data
+// plane. The JetStream dispatcher comes later (playDispatcher): the channel controller
+// creates its Deployment.
+func (c *cluster) startKnative(s *supervisor, pe *procEnv, bin string, natss *natssRelease, p knativePorts) error {
+	extra, err := ports(2)
 	if err != nil {
 		return err
 	}
-	next := func() string { v := extra[0]; extra = extra[1:]; return strconv.Itoa(v) }
-	common := func(pod, ns string) []string {
-		return []string{
-			"SYSTEM_NAMESPACE=" + ns, "POD_NAME=" + pod,
-			"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
-			"METRICS_DOMAIN=knative.dev/eventing",
-			"PROFILING_PORT=" + next(), "KNATIVE_HEALTH_PROBES_PORT=" + next(), "METRICS_PROMETHEUS_PORT=" + next(),
-			// Cluster DNS names reach the local processes through the forward proxy.
-			"HTTP_PROXY=" + proxy, "NO_PROXY=127.0.0.1,localhost," + ip,
-		}
-	}
 	type process struct {
-		name, bin, serviceAccount string
-		env                       []string
+		name, bin, ns, pod, serviceAccount string
+		env                                []string
 	}
+	nb := func(name string) string { return filepath.Join(natss.dir, name) }
+	kb := func(name string) string { return filepath.Join(bin, name) }
 	procs := []process{
-		{"eventing-webhook", "eventing-webhook", "eventing-webhook", append(common("eventing-webhook-0", "knative-eventing"),
-			"WEBHOOK_NAME=eventing-webhook", "WEBHOOK_PORT="+strconv.Itoa(p.eventingWebhook), "SINK_BINDING_SELECTION_MODE=exclusion")},
-		{"serving-webhook", "serving-webhook", "controller", append(common("webhook-0", "knative-serving"),
-			"WEBHOOK_NAME=webhook", "WEBHOOK_PORT="+strconv.Itoa(p.servingWebhook))},
-		{"imc-controller", "channel_controller", "imc-controller", append(common("imc-controller-0", "knative-eventing"),
-			"WEBHOOK_NAME=inmemorychannel-webhook", "WEBHOOK_PORT="+strconv.Itoa(p.imcWebhook),
-			"DISPATCHER_IMAGE=local-process")},
-		{"eventing-controller", "controller", "eventing-controller", append(common("eventing-controller-0", "knative-eventing"),
-			"APISERVER_RA_IMAGE=local-process", "AUTH_PROXY_IMAGE=local-process")},
-		{"mt-broker-controller", "mtchannel_broker", "eventing-controller", common("mt-broker-controller-0", "knative-eventing")},
-		{"imc-dispatcher", "channel_dispatcher", "imc-dispatcher", append(common("imc-dispatcher-0", "knative-eventing"),
-			"CONTAINER_NAME=dispatcher", "MAX_IDLE_CONNS=1000", "MAX_IDLE_CONNS_PER_HOST=1000")},
-		{"broker-ingress", "ingress", "mt-broker-ingress", append(common("mt-broker-ingress-0", "knative-eventing"),
+		{"eventing-webhook", kb("eventing-webhook"), "knative-eventing", "eventing-webhook-0", "eventing-webhook", []string{
+			"WEBHOOK_NAME=eventing-webhook", "WEBHOOK_PORT=" + strconv.Itoa(p.eventingWebhook), "SINK_BINDING_SELECTION_MODE=exclusion"}},
+		{"nats-webhook", nb("webhook"), "knative-eventing", "nats-webhook-0", "nats-webhook", []string{
+			"WEBHOOK_NAME=nats-webhook", "WEBHOOK_PORT=" + strconv.Itoa(p.natsWebhook), "METRICS_DOMAIN=knative.dev/channels"}},
+		{"serving-webhook", kb("serving-webhook"), "knative-serving", "webhook-0", "controller", []string{
+			"WEBHOOK_NAME=webhook", "WEBHOOK_PORT=" + strconv.Itoa(p.servingWebhook)}},
+		{"eventing-controller", kb("controller"), "knative-eventing", "eventing-controller-0", "eventing-controller", []string{
+			"APISERVER_RA_IMAGE=local-process", "AUTH_PROXY_IMAGE=local-process"}},
+		{"mt-broker-controller", kb("mtchannel_broker"), "knative-eventing", "mt-broker-controller-0", "eventing-controller", nil},
+		// eventing-natss's 501-jsm-controller.yaml: the dispatcher "image" is what its
+		// Deployment will name; the harness runs the dispatcher binary as that pod.
+		{"jetstream-controller", nb("controller"), "knative-eventing", "jetstream-ch-controller-0", "jetstream-ch-controller", []string{
+			"DISPATCHER_IMAGE=local-process:eventing-natss/cmd/jetstream/dispatcher", "DISPATCHER_SERVICE_ACCOUNT=jetstream-ch-dispatcher"}},
+		{"broker-ingress", kb("ingress"), "knative-eventing", "mt-broker-ingress-0", "mt-broker-ingress", []string{
 			"NAMESPACE=knative-eventing", "CONTAINER_NAME=ingress",
-			"INGRESS_PORT="+strconv.Itoa(p.ingress), "INGRESS_PORT_HTTPS="+next())},
-		{"broker-filter", "filter", "mt-broker-filter", append(common("mt-broker-filter-0", "knative-eventing"),
+			"INGRESS_PORT=" + strconv.Itoa(p.ingress), "INGRESS_PORT_HTTPS=" + strconv.Itoa(extra[0])}},
+		{"broker-filter", kb("filter"), "knative-eventing", "mt-broker-filter-0", "mt-broker-filter", []string{
 			"NAMESPACE=knative-eventing", "CONTAINER_NAME=filter",
-			"FILTER_PORT="+strconv.Itoa(p.filter), "FILTER_PORT_HTTPS="+next())},
-		{"pingsource-mt-adapter", "mtping", "pingsource-mt-adapter", append(common("pingsource-mt-adapter-0", "knative-eventing"),
-			"NAMESPACE=knative-eventing", "K_SINK_TIMEOUT=-1")},
+			"FILTER_PORT=" + strconv.Itoa(p.filter), "FILTER_PORT_HTTPS=" + strconv.Itoa(extra[1])}},
+		{"pingsource-mt-adapter", kb("mtping"), "knative-eventing", "pingsource-mt-adapter-0", "pingsource-mt-adapter", []string{
+			"NAMESPACE=knative-eventing", "K_SINK_TIMEOUT=-1"}},
 	}
 	for _, pr := range procs {
-		ns := "knative-eventing"
-		if pr.name == "serving-webhook" {
-			ns = "knative-serving"
-		}
-		kubeconfig, err := c.serviceAccountConfig(ns, pr.serviceAccount)
+		kubeconfig, err := c.serviceAccountConfig(pr.ns, pr.serviceAccount)
 		if err != nil {
 			return err
 		}
-		if _, err := s.start(pr.name, filepath.Join(bin, pr.bin), nil, append(pr.env, "KUBECONFIG="+kubeconfig)); err != nil {
+		common, err := pe.common(pr.pod, pr.ns)
+		if err != nil {
+			return err
+		}
+		// The process's own env last: METRICS_DOMAIN of the NATS webhook wins over the common one.
+		if _, err := s.start(pr.name, pr.bin, nil, append(append(common, pr.env...), "KUBECONFIG="+kubeconfig)); err != nil {
 			return err
 		}
 	}

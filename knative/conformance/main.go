@@ -1,7 +1,9 @@
 // Command conformance runs tickit's manifests on real Knative (make conformance): etcd,
-// kube-apiserver and Knative Eventing's and Serving's own binaries as local processes,
-// the manifests applied through the API server and both admission webhooks, and the
-// whole story through Knative's Broker, with the functions as processes. It plays
+// kube-apiserver, Knative Eventing's and Serving's own binaries and eventing-natss's
+// JetStream channel (webhook, controller, dispatcher, built from its source snapshot) as
+// local processes over a real nats-server, the manifests applied through the API server
+// and the admission webhooks, and the whole story through Knative's MT channel-based
+// Broker over a NatsJetStreamChannel, with the functions as processes. It plays
 // Serving's part (no pods here) openly: each Knative Service's status says Ready at the
 // address a Route would give it, and the function runs as a process behind that name.
 package main
@@ -76,7 +78,7 @@ func run(ctx context.Context, root, bin string) error {
 	// Checked first: a run in progress holds the port, and its directory must stay.
 	l, err := net.Listen("tcp", ":8080")
 	if err != nil {
-		return fmt.Errorf("port 8080 is taken (Knative's in-memory channel dispatcher hard-codes it; make run and another make conformance use it too): %w", err)
+		return fmt.Errorf("port 8080 is taken (the JetStream channel dispatcher hard-codes it; make run and another make conformance use it too): %w", err)
 	}
 	l.Close()
 	dir := filepath.Join(root, ".tickit/conformance/run")
@@ -89,7 +91,12 @@ func run(ctx context.Context, root, bin string) error {
 			return err
 		}
 	}
-	fmt.Printf("conformance: Kubernetes %s (etcd %s), Knative Eventing and Serving %s, as local processes\n", kubeVersion, etcdVersion, knativeVersion)
+	natss, err := loadNatss(bin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("conformance: Kubernetes %s (etcd %s), Knative Eventing and Serving %s, %s, nats-server %s, as local processes\n",
+		kubeVersion, etcdVersion, knativeVersion, natss, natsVersion)
 	fmt.Printf("logs: %s\n", logs)
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -106,7 +113,8 @@ func run(ctx context.Context, root, bin string) error {
 		"kube-apiserver": filepath.Join(bin, "kube-"+kubeVersion, "kube-apiserver"),
 	}
 	knBin := filepath.Join(bin, "knative-"+knativeVersion)
-	for _, b := range append([]string{kbin["etcd"], kbin["kube-apiserver"]}, filepath.Join(knBin, "eventing-webhook")) {
+	natsBin := filepath.Join(bin, "nats-server-"+natsVersion, "nats-server")
+	for _, b := range []string{kbin["etcd"], kbin["kube-apiserver"], filepath.Join(knBin, "eventing-webhook"), natsBin} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%s is missing: run knative/conformance/build.sh (make conformance does)", b)
 		}
@@ -153,16 +161,21 @@ func run(ctx context.Context, root, bin string) error {
 	if err != nil {
 		return err
 	}
-	if err := step("install Knative Eventing (core, in-memory channel, MT channel-based Broker) and Serving (core)", func() error {
+	if err := step("install Knative Eventing (core, MT channel-based Broker), Serving (core) and eventing-natss's eventing-jsm.yaml (config/webhook, config/jetstream)", func() error {
 		files, err := knativeInstall(eventingSrc, servingSrc)
 		if err != nil {
 			return err
 		}
-		objs, err := readObjects(files...)
+		jsm, err := natss.install()
 		if err != nil {
 			return err
 		}
-		fmt.Printf("   %d objects from %d files of knative.dev/eventing and knative.dev/serving %s\n", len(objs), len(files), knativeVersion)
+		objs, err := readObjects(append(files, jsm...)...)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("   %d objects from %d files of knative.dev/eventing and knative.dev/serving %s and %d of eventing-natss %s\n",
+			len(objs), len(files), knativeVersion, len(jsm), natss.snapshot["commit"])
 		if err := c.applyAll(ctx, objs); err != nil {
 			return err
 		}
@@ -180,32 +193,43 @@ func run(ctx context.Context, root, bin string) error {
 	proxyURL := "http://" + proxyLn.Addr().String()
 
 	s.tier = 2 // everything else stops before the API server
+	pe := &procEnv{proxy: proxyURL, ip: ip}
 	var kp knativePorts
-	if err := step("start Knative's processes (webhooks, controllers, Broker ingress and filter, in-memory channel, PingSource adapter)", func() error {
+	if err := step("start Knative's and eventing-natss's processes (webhooks, controllers, JetStream channel controller, Broker ingress and filter, PingSource adapter)", func() error {
 		p, err := ports(5)
 		if err != nil {
 			return err
 		}
-		kp = knativePorts{eventingWebhook: p[0], imcWebhook: p[1], servingWebhook: p[2], ingress: p[3], filter: p[4], dispatcher: 8080}
+		kp = knativePorts{eventingWebhook: p[0], natsWebhook: p[1], servingWebhook: p[2], ingress: p[3], filter: p[4]}
 		for key, targets := range kp.backends() {
 			name, ns, _ := strings.Cut(key, ".")
 			for _, local := range targets {
 				proxy.route(name, ns, fmt.Sprintf("127.0.0.1:%d", local))
 			}
 		}
-		if err := c.endpoints(ctx, ip, kp); err != nil {
+		proxy.route(dispatcherName, "knative-eventing", fmt.Sprintf("127.0.0.1:%d", dispatcherPort))
+		if err := c.endpoints(ctx, ip, kp.backends()); err != nil {
 			return err
 		}
 		go c.deploymentsAvailable(ctx)
-		if err := c.startKnative(s, knBin, proxyURL, ip, kp); err != nil {
+		if err := c.startKnative(s, pe, knBin, natss, kp); err != nil {
 			return err
 		}
 		return c.webhooksReady(ctx)
 	}); err != nil {
 		return err
 	}
+	fmt.Printf("   note: eventing-natss is built with two patches: the health-probe port from KNATIVE_HEALTH_PROBES_PORT (as Knative's), the dispatcher's config-nats from CONFIG_NATS_DIR instead of /etc/config-nats\n")
 
-	// The data stores and Stripe, as the functions' tests use them.
+	// NATS with JetStream (config/10-nats.yaml's StatefulSet), then the data stores and
+	// Stripe, as the functions' tests use them.
+	var nats *natsServer
+	if err := step("nats-server "+natsVersion+" with JetStream (file store under the run directory)", func() (err error) {
+		nats, err = startNATS(ctx, s, natsBin, dir)
+		return err
+	}); err != nil {
+		return err
+	}
 	deps, err := startBackends(ctx, s, root, dir)
 	if err != nil {
 		return err
@@ -214,7 +238,7 @@ func run(ctx context.Context, root, bin string) error {
 	var app []*objectRef
 	var services []string
 	if err := step("apply config/ and knative/ (server-side apply, strict fields, both webhooks)", func() error {
-		app, services, err = c.applyApp(ctx, root)
+		app, services, err = c.applyApp(ctx, root, nats.url())
 		return err
 	}); err != nil {
 		return err
@@ -237,6 +261,13 @@ func run(ctx context.Context, root, bin string) error {
 	// Serving's part, in a cluster's order: the Broker and the SinkBinding first (the
 	// functions need K_SINK), then each function runs and only then is its Service
 	// Ready, then the Triggers and the PingSource resolve the Services' addresses.
+	var disp *dispatcher
+	if err := step("play the JetStream dispatcher's pod once the channel controller created its Deployment (config-nats as its volume)", func() (err error) {
+		disp, err = c.playDispatcher(ctx, s, pe, filepath.Join(natss.dir, "dispatcher"), ip, filepath.Join(dir, "config-nats"))
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := step("Broker and SinkBinding Ready", func() error {
 		return c.allReady(ctx, kinds(app, "Broker", "SinkBinding"))
 	}); err != nil {
@@ -275,17 +306,50 @@ func run(ctx context.Context, root, bin string) error {
 	fmt.Printf("   from an empty etcd to all Ready: %s\n", ready.Round(10*time.Millisecond))
 
 	var lat latency
-	if err := step("event latency through the Broker (ingress, in-memory channel, filter, Trigger)", func() (err error) {
+	var ch channelInfo
+	if err := step("the Broker's channel is a NatsJetStreamChannel with config/'s stream limits", func() (err error) {
+		ch, err = c.checkChannel(ctx, root, nats)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := step("event latency through the Broker (ingress, NatsJetStreamChannel, dispatcher, filter, Trigger)", func() (err error) {
 		lat, err = c.measureLatency(ctx, proxyURL, probe)
 		return err
 	}); err != nil {
 		return err
 	}
 	st := &story{urls: urls, proxy: proxyURL, logs: logs, dead: dead, probe: probe, c: c}
-	for _, part := range st.parts() {
+	sink, err := newReceiver()
+	if err != nil {
+		return err
+	}
+	proxy.route("conformance-faults", "tickit", sink.addr)
+	delivery, err := tickitDelivery(root)
+	if err != nil {
+		return err
+	}
+	fl := &faults{c: c, root: root, proxy: proxyURL, nats: nats, disp: disp, sink: sink, dead: dead, delivery: delivery}
+	parts := st.parts()
+	// The NATS outage comes mid-story: the parts after it run on the restarted server.
+	parts = slices.Insert(parts, 2, part{"fault: nats-server stopped mid-story, started again on its store", fl.natsRestart})
+	parts = append(parts,
+		part{"fault: the JetStream dispatcher SIGKILLed with deliveries in flight, started again", fl.dispatcherKill},
+		part{"fault: a subscriber answering 503 for a while", fl.retry503},
+		part{"fault: a malformed event, an unknown type, a 409 and a 404", fl.refusals},
+	)
+	for _, part := range parts {
 		if err := step(part.name, func() error { return part.run(ctx) }); err != nil {
 			return err
 		}
+	}
+
+	var diff string
+	if err := step("differential table: knative/delivery's scenarios through the real Broker and knative/local's", func() (err error) {
+		diff, err = differential(ctx, c, fmt.Sprintf("http://127.0.0.1:%d/tickit/default", kp.ingress), nats.url())
+		return err
+	}); err != nil {
+		return err
 	}
 
 	procs, mib := s.rss()
@@ -294,7 +358,19 @@ func run(ctx context.Context, root, bin string) error {
 	fmt.Printf("  memory:                       %.0f MiB resident in %d processes (etcd, API server, Knative, functions, Redis, stripe-mock)\n", mib, procs)
 	fmt.Printf("  event latency, one at a time: p50 %s, p95 %s, max %s over %d events (Broker ingress -> channel -> filter -> subscriber)\n", lat.p50, lat.p95, lat.max, lat.n)
 	fmt.Printf("  under load, 16 publishers:    %.0f events/s, p50 %s, p99 %s over %d events (the method of knative/local's BenchmarkBrokerToSubscriber)\n", lat.perSecond, lat.loadP50, lat.loadP99, lat.loadN)
-	fmt.Printf("  channel: InMemoryChannel instead of the manifests' NatsJetStreamChannel (eventing-natss is not available here)\n")
+	fmt.Printf("  channel:                      %s %s/%s, JetStream stream %s (%s); %s, nats-server %s\n", ch.kind, ch.namespace, ch.name, ch.stream, ch.limits, natss, natsVersion)
+	fmt.Printf("  one-machine changes:          config-nats url %s; eventing-natss patched for the probe port and config-nats directory\n", nats.url())
+	fmt.Printf("  differential table:           %s\n", diff)
+	fmt.Printf("  faults on the real data plane:\n")
+	for _, line := range fl.report {
+		fmt.Printf("    - %s\n", line)
+	}
+	if crashes := disp.crashLog(); len(crashes) > 0 {
+		fmt.Printf("  JetStream dispatcher exited on its own %d time(s), restarted as the kubelet would:\n", len(crashes))
+		for _, c := range crashes {
+			fmt.Printf("    - %s\n", c)
+		}
+	}
 	fmt.Printf("  Serving: played by the harness (Service status + function processes); dead-letters: a Go receiver in the harness\n")
 	return nil
 }

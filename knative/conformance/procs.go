@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,15 +30,25 @@ type supervisor struct {
 }
 
 type proc struct {
-	tier int
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	tier    int
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	done    chan struct{}
+	stopped atomic.Bool // stopped on purpose by stop: its exit is not a failure of the run
+	// onExit, when set, is called (in its own goroutine) instead of failing the run when
+	// the process exits on its own: a pod's restartPolicy.
+	onExit func(err error)
 }
 
 func (s *supervisor) start(name, bin string, args, env []string) (*proc, error) {
-	log, err := os.Create(filepath.Join(s.logs, name+".log"))
+	return s.startWith(name, bin, args, env, nil)
+}
+
+// startWith starts a process whose exit on its own calls onExit rather than failing the run.
+func (s *supervisor) startWith(name, bin string, args, env []string, onExit func(error)) (*proc, error) {
+	// A restarted process appends to its log, so both lives stay readable.
+	log, err := os.OpenFile(filepath.Join(s.logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +61,7 @@ func (s *supervisor) start(name, bin string, args, env []string) (*proc, error) 
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{tier: s.tier, name: name, cmd: cmd, log: log.Name(), done: make(chan struct{})}
+	p := &proc{tier: s.tier, name: name, cmd: cmd, log: log.Name(), done: make(chan struct{}), onExit: onExit}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
@@ -61,11 +72,31 @@ func (s *supervisor) start(name, bin string, args, env []string) (*proc, error) 
 		s.mu.Lock()
 		closing := s.closing
 		s.mu.Unlock()
-		if !closing && s.failed != nil {
+		if !closing && !p.stopped.Load() && p.onExit != nil {
+			go p.onExit(err)
+			return
+		}
+		if !closing && !p.stopped.Load() && s.failed != nil {
 			s.failed(fmt.Errorf("%s exited (%v); last lines of %s:\n%s", name, err, p.log, tail(p.log, 15)))
 		}
 	}()
 	return p, nil
+}
+
+// stop ends one process on purpose (a fault the run injects): sig to its group, then
+// SIGKILL if it has not exited within timeout. It returns once the process is gone.
+func (s *supervisor) stop(p *proc, sig syscall.Signal, timeout time.Duration) error {
+	p.stopped.Store(true)
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	return nil
 }
 
 // stopAll stops every process, the newest tier first, a tier's processes together:

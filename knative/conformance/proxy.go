@@ -46,8 +46,8 @@ func (p *dnsProxy) route(service, namespace, addr string) {
 	p.mu.Unlock()
 }
 
-// backend resolves a host name; an in-memory channel's Service
-// (<channel>-kn-channel.<ns>) is an ExternalName of the dispatcher.
+// backend resolves a host name; a NatsJetStreamChannel's Service
+// (<channel>-kn-jsm-channel.<ns>) is an ExternalName of the JetStream dispatcher's.
 func (p *dnsProxy) backend(host string) (string, bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -65,8 +65,8 @@ func (p *dnsProxy) backend(host string) (string, bool) {
 		return addr, true
 	}
 	svc, _, _ := strings.Cut(name, ".")
-	if strings.HasSuffix(svc, "-kn-channel") {
-		addr, ok := p.routes["imc-dispatcher.knative-eventing"]
+	if strings.HasSuffix(svc, "-kn-jsm-channel") {
+		addr, ok := p.routes[dispatcherName+".knative-eventing"]
 		return addr, ok
 	}
 	return "", false

@@ -27,6 +27,9 @@ type receiver struct {
 	events []event
 	notify chan struct{}
 	addr   string
+	// answer, when set, decides the status of a delivery (after waiting delay): n counts
+	// the deliveries of the event's id so far, this one included. Unset: 202 at once.
+	answer func(e event, n int) (status int, delay time.Duration)
 }
 
 func newReceiver() (*receiver, error) {
@@ -71,12 +74,49 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.events = append(r.events, e)
+	n := 0
+	for _, x := range r.events {
+		if x.attrs["id"] == e.attrs["id"] {
+			n++
+		}
+	}
+	answer := r.answer
 	r.mu.Unlock()
 	select {
 	case r.notify <- struct{}{}:
 	default:
 	}
-	w.WriteHeader(http.StatusAccepted)
+	status := http.StatusAccepted
+	if answer != nil {
+		var delay time.Duration
+		status, delay = answer(e, n)
+		select {
+		case <-time.After(delay):
+		case <-req.Context().Done():
+		}
+	}
+	w.WriteHeader(status)
+}
+
+// setAnswer replaces how the receiver answers (nil: 202 at once).
+func (r *receiver) setAnswer(f func(e event, n int) (int, time.Duration)) {
+	r.mu.Lock()
+	r.answer = f
+	r.mu.Unlock()
+}
+
+// deliveries returns every delivery of the events whose id starts with prefix, by id, in
+// the order they arrived.
+func (r *receiver) deliveries(prefix string) map[string][]event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]event{}
+	for _, e := range r.events {
+		if id := e.attrs["id"]; strings.HasPrefix(id, prefix) {
+			out[id] = append(out[id], e)
+		}
+	}
+	return out
 }
 
 // waitFor returns the first event for which match is true.

@@ -41,7 +41,6 @@ func (s *story) parts() []part {
 		{"story: sell, buy, pay, order complete, ticket sold, email recorded", s.happyPath},
 		{"story: cancel an order, its ticket is released; a late payment is rejected by a reply event", s.cancelPath},
 		{"story: an unpaid order expires (PingSource tick -> expiration -> orders -> tickets)", s.expiryPath},
-		{"story: a malformed event lands in the dead-letter sink with knativeerror* extensions", s.deadLetter},
 	}
 }
 
