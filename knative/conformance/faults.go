@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,13 +51,18 @@ func tickitDelivery(root string) (map[string]any, error) {
 	return nil, fmt.Errorf("no Trigger in 31-triggers-tickets.yaml")
 }
 
-// faultTrigger routes events of type typ to the fault sink with tickit's delivery spec.
-func (f *faults) faultTrigger(ctx context.Context, name, typ string) error {
-	tr := uriTrigger(name, typ, "http://conformance-faults.tickit.svc.cluster.local", f.delivery)
-	if _, err := f.c.apply(ctx, tr); err != nil {
-		return err
+// setup makes the fault Triggers, each routing its own type to the fault sink with
+// tickit's delivery spec, all at once (they become Ready together).
+func (f *faults) setup(ctx context.Context) error {
+	var refs []*objectRef
+	for _, kind := range []string{"nats", "kill", "busy", "refused"} {
+		tr := uriTrigger("conformance-fault-"+kind, faultType+"."+kind, "http://conformance-faults.tickit.svc.cluster.local", f.delivery)
+		if _, err := f.c.apply(ctx, tr); err != nil {
+			return err
+		}
+		refs = append(refs, &objectRef{obj: tr})
 	}
-	return f.c.allReady(ctx, []*objectRef{{obj: tr}})
+	return f.c.allReady(ctx, refs)
 }
 
 func (f *faults) say(format string, a ...any) {
@@ -112,9 +118,6 @@ func (f *faults) delivered(ctx context.Context, prefix string, ids []string, tim
 // events while it is down, starts it again on the same store, and checks that every event
 // the Broker accepted (before, during, after) reaches its subscriber.
 func (f *faults) natsRestart(ctx context.Context) error {
-	if err := f.faultTrigger(ctx, "conformance-fault-nats", faultType+".nats"); err != nil {
-		return err
-	}
 	before, refused := f.sendAll(ctx, "nats-before-", faultType+".nats", 20)
 	if len(refused) > 0 {
 		return fmt.Errorf("with NATS up the Broker refused events: %v", refused)
@@ -123,13 +126,29 @@ func (f *faults) natsRestart(ctx context.Context) error {
 	if err := f.nats.s.stop(f.nats.proc, syscall.SIGTERM, 10*time.Second); err != nil {
 		return err
 	}
-	down, downRefused := f.sendAll(ctx, "nats-down-", faultType+".nats", 10)
+	// Three events while it is down, at once (each waits for the dispatcher's publish timeout).
+	var down []string
+	downRefused := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			acc, ref := f.sendAll(ctx, fmt.Sprintf("nats-down-%d-", i), faultType+".nats", 1)
+			mu.Lock()
+			defer mu.Unlock()
+			down = append(down, acc...)
+			for k, v := range ref {
+				downRefused[k] += v
+			}
+		})
+	}
+	wg.Wait()
 	const outage = 15 * time.Second
 	time.Sleep(outage - time.Since(t))
 	if err := f.nats.start(ctx); err != nil {
 		return err
 	}
-	f.say("NATS stopped (SIGTERM) for %s: while down the Broker accepted %d of 10 events, refused %v", since(t), len(down), downRefused)
+	f.say("NATS stopped (SIGTERM) for %s: while down the Broker accepted %d of 3 events, answered the others %v", since(t), len(down), downRefused)
 	var after []string
 	_, err := until(ctx, "the Broker accepts events again after NATS restarted", time.Minute, func() (bool, string, error) {
 		acc, ref := f.sendAll(ctx, fmt.Sprintf("nats-after-%d-", time.Now().UnixNano()), faultType+".nats", 1)
@@ -157,9 +176,6 @@ func (f *faults) natsRestart(ctx context.Context) error {
 // SIGKILLs the dispatcher while they are in flight, starts it again, and checks each event
 // is delivered again and acked once.
 func (f *faults) dispatcherKill(ctx context.Context) error {
-	if err := f.faultTrigger(ctx, "conformance-fault-kill", faultType+".kill"); err != nil {
-		return err
-	}
 	f.sink.setAnswer(func(e event, n int) (int, time.Duration) {
 		if strings.HasPrefix(e.attrs["id"], "kill-") && n == 1 {
 			return http.StatusAccepted, 5 * time.Second
@@ -217,9 +233,6 @@ func (f *faults) dispatcherKill(ctx context.Context) error {
 // retry503 answers 503 to each event's first three deliveries and records the delays
 // between them (the Trigger's backoff) until the fourth is taken.
 func (f *faults) retry503(ctx context.Context) error {
-	if err := f.faultTrigger(ctx, "conformance-fault-503", faultType+".busy"); err != nil {
-		return err
-	}
 	f.sink.setAnswer(func(e event, n int) (int, time.Duration) {
 		if strings.HasPrefix(e.attrs["id"], "busy-") && n <= 3 {
 			return http.StatusServiceUnavailable, 0
@@ -254,9 +267,6 @@ func (f *faults) retry503(ctx context.Context) error {
 // refusals sends events no subscriber can take, with tickit's own Triggers and functions
 // where one exists, and records where each one ends.
 func (f *faults) refusals(ctx context.Context) error {
-	if err := f.faultTrigger(ctx, "conformance-fault-refused", faultType+".refused"); err != nil {
-		return err
-	}
 	f.sink.setAnswer(func(e event, n int) (int, time.Duration) {
 		switch {
 		case strings.HasPrefix(e.attrs["id"], "refused-409-"):
@@ -268,33 +278,58 @@ func (f *faults) refusals(ctx context.Context) error {
 	})
 	defer f.sink.setAnswer(nil)
 	client := brokerClient(f.proxy)
+	// want is what the real Broker was measured to do (make conformance, 2026-11-30): a run
+	// that sees something else fails, and the README and the Triggers' comments change with it.
 	cases := []struct {
-		what, id, typ, data string
+		what, id, typ, data, want string
 	}{
-		{"a malformed ticket.created (orders answers 400)", "refused-malformed-" + randomKey()[:6], "dev.tickit.ticket.created", `{"id": 12`},
-		{"an unknown type (no Trigger matches)", "refused-unknown-" + randomKey()[:6], "dev.tickit.no.such.type", `{}`},
-		{"a subscriber answering 409", "refused-409-" + randomKey()[:6], faultType + ".refused", `{}`},
-		{"a subscriber answering 404", "refused-404-" + randomKey()[:6], faultType + ".refused", `{}`},
+		{"a malformed ticket.created (data not JSON)", "refused-malformed-" + randomKey()[:6], "dev.tickit.ticket.created", `{"id": 12`,
+			"the ingress answered 500"},
+		{"an unknown type (no Trigger matches)", "refused-unknown-" + randomKey()[:6], "dev.tickit.no.such.type", `{}`,
+			"accepted (202), 0 deliveries, dropped: nothing at the dead-letter sink"},
+		{"a subscriber answering 409", "refused-409-" + randomKey()[:6], faultType + ".refused", `{}`,
+			"accepted (202), 1 deliveries, dropped: nothing at the dead-letter sink"},
+		{"a subscriber answering 404", "refused-404-" + randomKey()[:6], faultType + ".refused", `{}`,
+			"accepted (202), 1 deliveries, dropped: nothing at the dead-letter sink"},
 	}
-	for _, tc := range cases {
-		status, err := postEvent(ctx, client, tc.id, tc.typ, "application/json", []byte(tc.data))
-		if err != nil {
-			return err
+	got := make([]string, len(cases))
+	errs := make([]error, len(cases))
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		wg.Go(func() {
+			status, err := postEvent(ctx, client, tc.id, tc.typ, "application/json", []byte(tc.data))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if status/100 != 2 {
+				got[i] = fmt.Sprintf("the ingress answered %d", status)
+				return
+			}
+			// Long enough for a dead letter after a first refusal; a retried answer shows
+			// as more than one delivery.
+			d, ok := f.dead.waitFor(ctx, 10*time.Second, func(e event) bool { return e.attrs["id"] == tc.id })
+			deliveries := len(f.sink.deliveries(tc.id)[tc.id])
+			if ok {
+				got[i] = fmt.Sprintf("accepted (%d), %d deliveries, dead-lettered with knativeerrorcode=%s", status, deliveries, d.attrs["knativeerrorcode"])
+			} else {
+				got[i] = fmt.Sprintf("accepted (%d), %d deliveries, dropped: nothing at the dead-letter sink", status, deliveries)
+			}
+		})
+	}
+	wg.Wait()
+	var wrong []string
+	for i, tc := range cases {
+		if errs[i] != nil {
+			return errs[i]
 		}
-		if status/100 != 2 {
-			f.say("%s: the ingress answered %d", tc.what, status)
-			continue
+		f.say("%s: %s", tc.what, got[i])
+		if got[i] != tc.want {
+			wrong = append(wrong, fmt.Sprintf("%s: %s, measured before: %s", tc.what, got[i], tc.want))
 		}
-		// Long enough for a dead letter after a first refusal; a retried answer shows
-		// as more than one delivery.
-		d, ok := f.dead.waitFor(ctx, 10*time.Second, func(e event) bool { return e.attrs["id"] == tc.id })
-		deliveries := len(f.sink.deliveries(tc.id)[tc.id])
-		if ok {
-			f.say("%s: accepted (%d), %d deliveries to the fault sink, dead-lettered with knativeerrorcode=%s knativeerrordest=%s",
-				tc.what, status, deliveries, d.attrs["knativeerrorcode"], d.attrs["knativeerrordest"])
-		} else {
-			f.say("%s: accepted (%d), %d deliveries to the fault sink, nothing at the dead-letter sink within 10 s", tc.what, status, deliveries)
-		}
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("the real Broker changed what it does:\n  %s", strings.Join(wrong, "\n  "))
 	}
 	return nil
 }

@@ -330,6 +330,9 @@ func run(ctx context.Context, root, bin string) error {
 		return err
 	}
 	fl := &faults{c: c, root: root, proxy: proxyURL, nats: nats, disp: disp, sink: sink, dead: dead, delivery: delivery}
+	if err := step("fault Triggers (tickit's delivery spec) to the harness's fault sink", func() error { return fl.setup(ctx) }); err != nil {
+		return err
+	}
 	parts := st.parts()
 	// The NATS outage comes mid-story: the parts after it run on the restarted server.
 	parts = slices.Insert(parts, 2, part{"fault: nats-server stopped mid-story, started again on its store", fl.natsRestart})
@@ -344,9 +347,11 @@ func run(ctx context.Context, root, bin string) error {
 		}
 	}
 
+	// Disagreements fail the run after the summary (which has the figures); other errors at once.
 	var diff string
+	var disagree error
 	if err := step("differential table: knative/delivery's scenarios through the real Broker and knative/local's", func() (err error) {
-		diff, err = differential(ctx, c, fmt.Sprintf("http://127.0.0.1:%d/tickit/default", kp.ingress), nats.url())
+		diff, disagree, err = differential(ctx, c, fmt.Sprintf("http://127.0.0.1:%d/tickit/default", kp.ingress), nats.url())
 		return err
 	}); err != nil {
 		return err
@@ -372,7 +377,7 @@ func run(ctx context.Context, root, bin string) error {
 		}
 	}
 	fmt.Printf("  Serving: played by the harness (Service status + function processes); dead-letters: a Go receiver in the harness\n")
-	return nil
+	return disagree
 }
 
 // startBackends starts redis-server and stripe-mock.

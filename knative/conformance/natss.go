@@ -226,9 +226,9 @@ type dispatcher struct {
 	bin string
 	env []string
 
-	mu       sync.Mutex
-	proc     *proc
-	crashes  []string // why each exit on its own happened (the log's panic or last line)
+	mu      sync.Mutex
+	proc    *proc
+	crashes []string // why each exit on its own happened (the log's panic or last line)
 }
 
 // playDispatcher waits for the channel controller's dispatcher Deployment and Service,

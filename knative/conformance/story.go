@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -358,22 +357,4 @@ func (s *story) expiryPath(ctx context.Context) error {
 		return err
 	}
 	return s.waitTicket(ctx, ticket, "released after the expiry", func(t map[string]any) bool { return t["orderId"] == nil })
-}
-
-func (s *story) deadLetter(ctx context.Context) error {
-	id := "conformance-malformed-" + randomKey()[:8]
-	if err := sendEvent(ctx, brokerClient(s.proxy), id, "dev.tickit.ticket.created", "application/json", []byte(`{"id": 12`)); err != nil {
-		return err
-	}
-	e, ok := s.dead.waitFor(ctx, time.Minute, func(e event) bool { return e.attrs["id"] == id })
-	if !ok {
-		return fmt.Errorf("event %s did not reach the dead-letter sink within a minute", id)
-	}
-	code, dest := e.attrs["knativeerrorcode"], e.attrs["knativeerrordest"]
-	if code != "400" || !strings.Contains(dest, "orders.tickit.svc.cluster.local") {
-		return fmt.Errorf("dead letter %s: knativeerrorcode %q, knativeerrordest %q; want 400 from orders (attributes %v)", id, code, dest, e.attrs)
-	}
-	data, _ := base64.StdEncoding.DecodeString(e.attrs["knativeerrordata"])
-	fmt.Printf("   dead letter: knativeerrorcode=%s knativeerrordest=%s knativeerrordata=%q\n", code, dest, firstLine(string(data), 120))
-	return nil
 }
