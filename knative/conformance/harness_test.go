@@ -211,3 +211,22 @@ func TestSupervisorStopIsNotAFailure(t *testing.T) {
 	default:
 	}
 }
+
+// A crash is named by its panic and the eventing-natss function it happened in, else by
+// the last fatal log entry.
+func TestCrashReason(t *testing.T) {
+	dir := t.TempDir()
+	fatal := filepath.Join(dir, "fatal.log")
+	_ = os.WriteFile(fatal, []byte(`{"level":"fatal","caller":"nats/conn.go:149","msg":"Exiting, no JSM servers available"}
+{"level":"error","msg":"failed to publish message"}
+`), 0o644)
+	if got := crashReason(fatal, errors.New("exit status 1")); got != `exit status 1: fatal "Exiting, no JSM servers available" at nats/conn.go:149` {
+		t.Errorf("fatal: %s", got)
+	}
+	panicked := filepath.Join(dir, "panic.log")
+	_ = os.WriteFile(panicked, []byte("panic: runtime error: invalid memory address or nil pointer dereference\n\ngoroutine 89 [running]:\n"+
+		"knative.dev/eventing-natss/pkg/channel/jetstream/dispatcher.isPushConsumer(...)\n"), 0o644)
+	if got := crashReason(panicked, errors.New("exit status 2")); got != "runtime error: invalid memory address or nil pointer dereference in pkg/channel/jetstream/dispatcher.isPushConsumer" {
+		t.Errorf("panic: %s", got)
+	}
+}

@@ -336,10 +336,17 @@ func (d *dispatcher) crashLog() []string {
 	return slices.Clone(d.crashes)
 }
 
-// crashReason is the panic (and the function it happened in) or the last line of a log.
+// crashReason is the panic (and the function it happened in), the last fatal log entry,
+// or the last line of a log.
 func crashReason(log string, err error) string {
 	b, _ := os.ReadFile(log)
 	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var entry struct{ Level, Caller, Msg string }
+		if json.Unmarshal([]byte(lines[i]), &entry) == nil && entry.Level == "fatal" {
+			return fmt.Sprintf("%v: fatal %q at %s", err, entry.Msg, entry.Caller)
+		}
+	}
 	for i, l := range lines {
 		if strings.HasPrefix(l, "panic: ") {
 			at := ""
