@@ -82,7 +82,9 @@ func TestConcurrentPublishesReuseTheirConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 20 publishers at once, 10 events each: one connection each is enough.
+	// 20 publishers at once, 10 events each: one connection each is enough. A connection goes
+	// back to the pool a moment after its answer is read, so a publisher may dial once more
+	// meanwhile; with 2 idle connections per host (the default transport) it was ~100.
 	errs := make(chan error, 200)
 	var wg sync.WaitGroup
 	for range 20 {
@@ -101,7 +103,7 @@ func TestConcurrentPublishesReuseTheirConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := dialled.Load(); n > 20 {
-		t.Fatalf("200 events from 20 publishers opened %d connections, want at most 20 (one per publisher)", n)
+	if n := dialled.Load(); n > 40 {
+		t.Fatalf("200 events from 20 publishers opened %d connections, want at most 40 (about one per publisher)", n)
 	}
 }
