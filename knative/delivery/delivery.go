@@ -55,7 +55,8 @@ type Result struct {
 	Outcome string // Acked, Dropped or DeadLettered
 	// DeadLetterExtensions are the extensions whose names start with "knative" on the event
 	// the dead-letter sink got, as text: knativeerrorcode, knativeerrordest (the scenario's
-	// servers written {subscriber} and {refused}), knativeerrordata decoded from base64.
+	// servers written {subscriber} and {refused}), knativeerrordata decoded from base64,
+	// knativearrivaltime (the ingress's arrival time) written {time}.
 	DeadLetterExtensions map[string]string
 	DeadLetters          int // events the dead-letter sink got
 	Replies              int // reply events that came back through the Broker to their Trigger

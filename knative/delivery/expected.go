@@ -23,7 +23,8 @@ import (
 //   - the dead letter carries knativeerrorcode/dest/data only when the filter itself answered
 //     with the subscriber's status (the ErrExtensionInfo body); a timeout between the
 //     dispatcher and the filter and the filter's own 502 leave it without them. It always
-//     carries the Broker's hop count, knativebrokerttl 255.
+//     carries the Broker's hop count, knativebrokerttl 255, and the ingress's knativearrivaltime
+//     (measured by make conformance).
 func Expected(spec Spec) []Result {
 	delay, _ := ParseDuration(spec.BackoffDelay)
 	timeout, _ := ParseDuration(spec.Timeout)
@@ -43,13 +44,14 @@ func Expected(spec Spec) []Result {
 		}
 		return ds
 	}
-	ttl := map[string]string{"knativebrokerttl": "255"}
+	ttl := map[string]string{"knativebrokerttl": "255", "knativearrivaltime": "{time}"}
 	withError := func(name string, code int, data string) map[string]string {
 		return map[string]string{
-			"knativebrokerttl": "255",
-			"knativeerrorcode": strconv.Itoa(code),
-			"knativeerrordest": "{subscriber}/" + name,
-			"knativeerrordata": data,
+			"knativebrokerttl":   "255",
+			"knativearrivaltime": "{time}",
+			"knativeerrorcode":   strconv.Itoa(code),
+			"knativeerrordest":   "{subscriber}/" + name,
+			"knativeerrordata":   data,
 		}
 	}
 	acked := func(name string, attempts int, took time.Duration) Result {

@@ -7,6 +7,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	eventingbroker "knative.dev/eventing/pkg/broker"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 )
 
@@ -227,9 +229,11 @@ func (b *Broker) syncConsumers(ctx context.Context) error {
 	return nil
 }
 
-// Publish puts an event into the Broker. It returns false when the stream already held an
-// event with this id (a duplicate, dropped).
+// Publish puts an event into the Broker, stamped with its arrival time (knativearrivaltime,
+// as Knative's ingress does for every event, replies included). It returns false when the
+// stream already held an event with this id (a duplicate, dropped).
 func (b *Broker) Publish(ctx context.Context, e cloudevents.Event) (bool, error) {
+	e.SetExtension(eventingbroker.EventArrivalTime, cloudevents.Timestamp{Time: time.Now()})
 	return b.publish(ctx, b.subject("events"), e.ID(), e)
 }
 
@@ -241,7 +245,7 @@ func (b *Broker) publish(ctx context.Context, subject, msgID string, e cloudeven
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("%w: %w", ErrUnstorable, err)
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
@@ -259,6 +263,11 @@ func (b *Broker) publish(ctx context.Context, subject, msgID string, e cloudeven
 	}
 	return !ack.Duplicate, nil
 }
+
+// ErrUnstorable: the event cannot be written to the stream (data that is not what its content
+// type says, such as invalid JSON under application/json). The ingress answers 500, as
+// Knative's ingress does when the NATS channel cannot marshal the event.
+var ErrUnstorable = errors.New("the event cannot be stored")
 
 // ttl returns the hops an event may still make.
 func ttl(e cloudevents.Event) int32 {

@@ -50,7 +50,11 @@ func (b *Broker) serveEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, endSpan := b.traceIngress(r, e) // tracing.go
-	if _, err := b.Publish(ctx, *e); err != nil {
+	if _, err := b.Publish(ctx, *e); errors.Is(err, ErrUnstorable) {
+		writeJSON(w, http.StatusInternalServerError, errorBody(err.Error()))
+		endSpan(http.StatusInternalServerError)
+		return
+	} else if err != nil {
 		b.log.Errorw("cannot store an event", "id", e.ID(), "type", e.Type(), "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody("the broker cannot store events right now"))
 		endSpan(http.StatusServiceUnavailable)
