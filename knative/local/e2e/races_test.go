@@ -54,7 +54,7 @@ func TestRacesEndWithAnswersThatAgree(t *testing.T) {
 				paid = w.payAndSettle(t, buyer, o.ID)
 				o = w.order(t, buyer, o.ID)
 			}
-			final := w.ticketAsShown(t, tk.ID)
+			final := w.ticket(t, tk.ID)
 			t.Logf("round %d: order %d (%s), PUT %d, ticket %v sold=%v", round, order.Status, o.Status, edit.Status, final.Price, final.Sold)
 			if edit.Status == http.StatusOK && final.Price != 99 {
 				t.Fatalf("round %d: the seller was told 200 at 99, the ticket reads %v", round, final.Price)
@@ -129,18 +129,6 @@ func (w *world) payAndSettle(t *testing.T, token, orderID string) *proof.Payment
 		return found == nil || found.Status != "authorized"
 	})
 	return found
-}
-
-// ticketAsShown reads a ticket through the public API.
-func (w *world) ticketAsShown(t *testing.T, id string) proof.Ticket {
-	t.Helper()
-	r := w.api(t, "tickets", "GET", "/api/tickets/"+id, nil, "")
-	if r.Status != http.StatusOK {
-		t.Fatalf("get ticket %s: %d %s", id, r.Status, r.Body)
-	}
-	var tk proof.Ticket
-	r.decode(t, &tk)
-	return tk
 }
 
 // deliveryLog remembers every (trigger, subject) the Broker delivered, read from its feed, so

@@ -150,6 +150,7 @@ func TestTheSystemOnAMongoWireServer(t *testing.T) {
 	}
 }
 
+// ticket reads a ticket through the public API.
 func (w *world) ticket(t *testing.T, id string) proof.Ticket {
 	t.Helper()
 	r := w.api(t, "tickets", "GET", "/api/tickets/"+id, nil, "")
