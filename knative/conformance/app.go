@@ -303,7 +303,9 @@ func (c *cluster) startFunctions(ctx context.Context, s *supervisor, bin string,
 		if err != nil {
 			return nil, err
 		}
-		overrides := map[string]string{"MONGO_URL": "memory:", "REDIS_URL": deps["REDIS_URL"], "STRIPE_API_BASE": deps["STRIPE_API_BASE"]}
+		// No Jaeger runs here: an empty OTEL_EXPORTER_OTLP_ENDPOINT leaves the functions' tracing off.
+		overrides := map[string]string{"MONGO_URL": "memory:", "REDIS_URL": deps["REDIS_URL"], "STRIPE_API_BASE": deps["STRIPE_API_BASE"],
+			"OTEL_EXPORTER_OTLP_ENDPOINT": ""}
 		env, err := c.functionEnv(ctx, svc, overrides)
 		if err != nil {
 			return nil, err

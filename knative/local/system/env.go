@@ -41,6 +41,8 @@ func (s *System) functionEnv(svc *servingv1.Service) ([]string, error) {
 			}
 		}
 		switch e.Name {
+		case "OTEL_EXPORTER_OTLP_ENDPOINT":
+			continue // the cluster's Jaeger; here tracing.go decides (TRACE=1 or the user's endpoint)
 		case "MONGO_URL":
 			v = s.mongoURL(v, svc.Name)
 		case "REDIS_URL":
