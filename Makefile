@@ -50,7 +50,8 @@ lint: ## go vet, gofmt and staticcheck over every module
 # The whole system on this machine, from the manifests (knative/local; README: Run it locally).
 # Settings from the environment: ADDR, DATA, IDLE, TICK, EXPIRATION_WINDOW, VERBOSE, and
 # NATS_URL, MONGO_URL, REDIS_URL, STRIPE_KEY, JWT_KEY, SENDGRID_API_KEY for real services.
-# TRACE=1 also starts Jaeger (UI on JAEGER_UI, default 127.0.0.1:16686; README: Follow a purchase).
+# TRACE=1 also starts Jaeger (UI on JAEGER_UI, default 127.0.0.1:16686; JAEGER_UI_ASSETS=<folder
+# of jaeger-ui's build> gives it its web UI; README: Follow a purchase).
 LOCAL := go run ./knative/local/cmd/tickit-local
 
 .PHONY: run
@@ -80,8 +81,8 @@ trace: ## print one order's traces as trees of spans with durations, from Jaeger
 	go run ./knative/local/cmd/tickit-trace -order '$(ORDER)'
 
 .PHONY: trace-e2e
-trace-e2e: ## one purchase through the system with Jaeger is one trace through every function and the Broker (builds Jaeger once, ~3 min)
-	TICKIT_TRACE_E2E=1 go test -count=1 -timeout 15m -run TestOnePurchaseIsOneTrace -v ./knative/local/traces
+trace-e2e: ## one purchase through the system with Jaeger is one trace through every function and the Broker; Jaeger serves JAEGER_UI_ASSETS (builds Jaeger once, ~3 min)
+	TICKIT_TRACE_E2E=1 go test -count=1 -timeout 15m -run 'TestOnePurchaseIsOneTrace|TestJaeger' -v ./knative/local/traces ./knative/local/backing
 
 # The kind cluster path (README: Deploy to kind). Needs docker, kind v0.33.0+, kubectl, ko,
 # Go and Node; every version is pinned at the top of hack/cluster.sh, which

@@ -15,10 +15,10 @@ import (
 	"github.com/tickit/tickit/knative/local/proc"
 )
 
-// JaegerUI is where Jaeger's query API (/api/services, /api/traces) listens by default. The
-// module build has no web UI (its assets are built from jaeger-ui, which no package registry
-// serves): / shows Jaeger's placeholder page; make trace reads the API. The cluster's image has
-// the UI (config/40-jaeger.yaml).
+// JaegerUI is where Jaeger's web UI and query API (/api/services, /api/traces) listen by
+// default. The module build has no UI of its own (its assets are built from jaeger-ui, which no
+// package registry serves): without assets / shows Jaeger's placeholder page and make trace
+// reads the API. The cluster's image has the UI (config/40-jaeger.yaml).
 const JaegerUI = "127.0.0.1:16686"
 
 // Jaeger is the trace viewer: Jaeger v2 with traces in memory.
@@ -30,10 +30,23 @@ type Jaeger struct {
 
 // StartJaeger runs Jaeger, the tool pinned in knative/local/tools/jaeger (built on first use,
 // ~3 min, then taken from Go's build cache), with that folder's jaeger.yaml: OTLP/HTTP on a
-// free loopback port, the UI and query API on ui (JaegerUI when empty), nothing else.
-func StartJaeger(root, ui string, output io.Writer) (*Jaeger, error) {
+// free loopback port, the UI and query API on ui (JaegerUI when empty), nothing else. assets
+// is a folder of jaeger-ui's build (index.html and static/, JAEGER_UI_ASSETS) that Jaeger
+// serves as its UI; empty keeps the placeholder page.
+func StartJaeger(root, ui, assets string, output io.Writer) (*Jaeger, error) {
 	if ui == "" {
 		ui = JaegerUI
+	}
+	if assets != "" {
+		// Jaeger would panic on a folder without index.html, after its other extensions started.
+		abs, err := filepath.Abs(assets)
+		if err != nil {
+			return nil, fmt.Errorf("jaeger: JAEGER_UI_ASSETS=%s: %w", assets, err)
+		}
+		if _, err := os.Stat(filepath.Join(abs, "index.html")); err != nil {
+			return nil, fmt.Errorf("jaeger: JAEGER_UI_ASSETS=%s holds no index.html: want the folder of jaeger-ui's build (index.html and static/; README: Follow a purchase)", assets)
+		}
+		assets = abs
 	}
 	if listening(ui) {
 		return nil, fmt.Errorf("jaeger: %s is taken (another make run with TRACE=1?); JAEGER_UI=127.0.0.1:<port> picks another", ui)
@@ -54,7 +67,8 @@ func StartJaeger(root, ui string, output io.Writer) (*Jaeger, error) {
 		}
 	}
 	cmd := exec.Command(strings.TrimSpace(string(out)), "--config", "file:"+filepath.Join(dir, "jaeger.yaml"))
-	cmd.Env = append(os.Environ(), "JAEGER_QUERY_HTTP="+ui)
+	// JAEGER_UI_ASSETS is always set, so a value in the caller's environment never leaks in.
+	cmd.Env = append(os.Environ(), "JAEGER_QUERY_HTTP="+ui, "JAEGER_UI_ASSETS="+assets)
 	for name, port := range ports {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=127.0.0.1:%d", name, port))
 	}

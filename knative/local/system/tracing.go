@@ -20,20 +20,25 @@ import (
 const BrokerService = "broker"
 
 // startTracing plays Knative's tracing config: with TRACE set it starts Jaeger (its UI and
-// query API on JAEGER_UI, default 127.0.0.1:16686) and points every function and the Broker at
-// it; with OTEL_EXPORTER_OTLP_ENDPOINT set, at that collector instead. Otherwise nothing is
-// traced and functions get no OTEL_* settings.
+// query API on JAEGER_UI, default 127.0.0.1:16686; the UI from JAEGER_UI_ASSETS, a folder of
+// jaeger-ui's build, else a placeholder page) and points every function and the Broker at it;
+// with OTEL_EXPORTER_OTLP_ENDPOINT set, at that collector instead. Otherwise nothing is traced
+// and functions get no OTEL_* settings.
 func (s *System) startTracing() error {
 	env := s.cfg.Getenv
 	endpoint := env("OTEL_EXPORTER_OTLP_ENDPOINT")
 	if endpoint == "" && env("TRACE") != "" && env("TRACE") != "0" {
-		j, err := backing.StartJaeger(s.cfg.Root, env("JAEGER_UI"), proc.Prefix(s.cfg.FunctionOutput, "[jaeger] "))
+		j, err := backing.StartJaeger(s.cfg.Root, env("JAEGER_UI"), env("JAEGER_UI_ASSETS"), proc.Prefix(s.cfg.FunctionOutput, "[jaeger] "))
 		if err != nil {
 			return err
 		}
 		s.closers = append(s.closers, j.Close)
 		s.jaeger, endpoint = j.UI, j.OTLP
-		s.line("trace", "Jaeger query API %s/api/traces (make trace ORDER=<order id> prints a purchase), OTLP %s", j.UI, j.OTLP)
+		if env("JAEGER_UI_ASSETS") != "" {
+			s.line("trace", "Jaeger UI %s/search, query API %s/api/traces (make trace ORDER=<order id> prints a purchase), OTLP %s", j.UI, j.UI, j.OTLP)
+		} else {
+			s.line("trace", "Jaeger query API %s/api/traces (make trace ORDER=<order id> prints a purchase; JAEGER_UI_ASSETS adds the UI), OTLP %s", j.UI, j.OTLP)
+		}
 	}
 	if endpoint == "" {
 		return nil
