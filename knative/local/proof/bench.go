@@ -29,7 +29,7 @@ const Concurrency = 50
 
 // Profile is one store and the data set sizes measured on it.
 type Profile struct {
-	Name     string // the metric prefix: file, memory, wire
+	Name     string // the metric prefix: file, memory, wire, traced
 	MongoURL string // "" is the default: one lungo file per function under the data dir
 	Wire     bool   // MONGO_URL is a FerretDB started for the profile (the official driver's path)
 	Users    int    // signed up, then signed in; the first 10 sell, the others buy
@@ -38,6 +38,7 @@ type Profile struct {
 	Paid     int    // orders paid by the pay benchmark
 	Expiring int    // orders left to expire, all due at once
 	Window   time.Duration
+	Traced   bool // Jaeger started and every span exported to it, as TRACE=1 make run (traced.go)
 }
 
 // Profiles are the data sets at BENCH_SCALE s. The file store (what make run uses) rewrites
@@ -59,7 +60,7 @@ func Profiles(s float64) []Profile {
 	// clients over 1,000 tickets), so its set is small and its list route short (listRequests).
 	wire := Profile{Name: "wire", Wire: true, Users: n(30), Stories: 10, Paid: n(50), Expiring: n(100), Window: d(60 * time.Second)}
 	wire.Tickets = max(300, wire.Stories+wire.Paid+wire.Expiring)
-	return []Profile{file, mem, wire}
+	return []Profile{file, mem, wire, tracedProfile(mem)}
 }
 
 // Bench runs every measurement and prints the table; only a system that cannot run is an
@@ -96,6 +97,11 @@ func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Ta
 	if p.MongoURL != "" {
 		settings["MONGO_URL"] = p.MongoURL
 	}
+	if p.Traced {
+		if err := traceSettings(settings); err != nil {
+			return err
+		}
+	}
 	// The PingSource waits a day: the expiration benchmark sends the one tick itself.
 	w, err := Start(ctx, Options{Root: root, Data: data, Tick: 24 * time.Hour, Idle: time.Hour, Settings: settings, Output: log})
 	if err != nil {
@@ -112,10 +118,15 @@ func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Ta
 	t.Note("%s: %s; %d users, %d tickets, %d stories, %d orders paid, %d orders expiring, EXPIRATION_WINDOW=%v",
 		p.Name, store, p.Users, p.Tickets, p.Stories, p.Paid, p.Expiring, p.Window)
 	if first {
-		if err := coldStarts(w, t); err != nil {
+		if err := coldStarts(w, t, ""); err != nil {
 			return err
 		}
 		if err := eventPath(w, t, 2000); err != nil {
+			return err
+		}
+	}
+	if p.Traced {
+		if err := tracedStarts(w, t); err != nil {
 			return err
 		}
 	}
@@ -129,8 +140,8 @@ func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Ta
 }
 
 // coldStarts: each function 20 times from exec to its first answered request (GET /healthz
-// through the ingress), then its resident memory when idle.
-func coldStarts(w *World, t *Table) error {
+// through the ingress), then its resident memory when idle; prefix starts the rows' names.
+func coldStarts(w *World, t *Table, prefix string) error {
 	for _, name := range w.Names() {
 		fn := w.Service(name)
 		var lat []time.Duration
@@ -148,9 +159,9 @@ func coldStarts(w *World, t *Table) error {
 		}
 		slices.Sort(lat)
 		time.Sleep(time.Second) // idle: whatever start-up allocated has settled
-		t.Add("coldstart."+name+".p50", Percentile(lat, 0.5), "ms")
-		t.Add("coldstart."+name+".p90", Percentile(lat, 0.9), "ms")
-		t.Add("rss."+name+".idle", RSS(fn.PID()), "MiB")
+		t.Add(prefix+"coldstart."+name+".p50", Percentile(lat, 0.5), "ms")
+		t.Add(prefix+"coldstart."+name+".p90", Percentile(lat, 0.9), "ms")
+		t.Add(prefix+"rss."+name+".idle", RSS(fn.PID()), "MiB")
 	}
 	return nil
 }

@@ -2,7 +2,9 @@
 // against it (make chaos).
 //
 //	tickit-proof bench   the system table, one metric per line: name value unit (BENCH_SCALE,
-//	                     BENCH_PROFILES: a comma list of file, memory, wire; default all)
+//	                     BENCH_PROFILES: a comma list of file, memory, wire, traced; default
+//	                     all; traced is memory with Jaeger started and every span exported to
+//	                     it, as TRACE=1 make run, so its rows say what tracing on costs)
 //	tickit-proof chaos   faults under a buying crowd, then the invariants (CHAOS_BUDGET)
 //
 // VERBOSE=1 shows the runtime's and the functions' output on stderr.
