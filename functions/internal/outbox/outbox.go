@@ -7,6 +7,7 @@ package outbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type Outbox struct {
 
 	mu       sync.Mutex
 	flushing bool
+	clears   clearQueue
 }
 
 // New returns the outbox of the given collections.
@@ -70,21 +72,27 @@ func encode(ctx context.Context, e cloudevents.Event) string {
 // that went out. A failure is logged and left for Flush: the caller's change has happened, and
 // the event will follow it.
 func (o *Outbox) Deliver(ctx context.Context, collection string, id any, evs ...cloudevents.Event) {
-	coll, err := o.db.Collection(ctx, collection)
-	if err == nil {
-		for _, e := range evs {
-			if err = o.pub.Publish(ctx, e); err != nil {
-				break
-			}
-			if _, err = coll.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$unset": bson.M{Field + "." + e.ID(): ""}}); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	if err := o.publish(ctx, collection, id, evs); err != nil {
 		logging.FromContext(ctx).Warnw("event left in the outbox for a later flush", "error", err)
 		o.retrySoon()
 	}
+}
+
+// publish sends evs in order, stopping at the first that does not go out, and clears those
+// that went out from document id.
+func (o *Outbox) publish(ctx context.Context, collection string, id any, evs []cloudevents.Event) error {
+	var sent []string
+	var err error
+	for _, e := range evs {
+		if err = o.pub.Publish(ctx, e); err != nil {
+			break
+		}
+		sent = append(sent, e.ID())
+	}
+	if len(sent) > 0 {
+		err = errors.Join(err, o.clear(ctx, collection, id, sent...))
+	}
+	return err
 }
 
 // Flush publishes every pending event of every collection and clears the ones that went out.
@@ -112,15 +120,10 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 			if err != nil {
 				return sent, err
 			}
-			for _, e := range evs {
-				if err := o.pub.Publish(ctx, e); err != nil {
-					return sent, err
-				}
-				if _, err := coll.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$unset": bson.M{Field + "." + e.ID(): ""}}); err != nil {
-					return sent, err
-				}
-				sent++
+			if err := o.publish(ctx, name, d.ID, evs); err != nil {
+				return sent, err
 			}
+			sent += len(evs)
 		}
 	}
 	return sent, nil

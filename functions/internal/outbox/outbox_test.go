@@ -3,7 +3,9 @@ package outbox_test
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/256dpi/lungo"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -99,6 +101,49 @@ func testLeftoverIsRepublishedAndClearedExactlyOnce(t *testing.T) {
 	}
 	if pendingCount(t, ctx, coll, id) != 0 {
 		t.Fatal("flushed events still pending")
+	}
+}
+
+func TestConcurrentDeliveriesPublishAndClearEveryEvent(t *testing.T) {
+	testenv.OnEachStore(t, testConcurrentDeliveriesPublishAndClearEveryEvent)
+}
+
+func testConcurrentDeliveriesPublishAndClearEveryEvent(t *testing.T) {
+	// Arrange: 100 documents, each with an event pending.
+	ctx := testenv.Context(t)
+	db := testenv.Store(t, "tickets", nil)
+	sink := testenv.NewSink(t)
+	box := outbox.New(sink.Publisher(t), db, "tickets")
+	coll, _ := db.Collection(ctx, "tickets")
+	ids := make([]primitive.ObjectID, 100)
+	evs := make([]cloudevents.Event, len(ids))
+	for i := range ids {
+		ids[i] = primitive.NewObjectID()
+		evs[i] = events.New(events.ExpirationCompleted{OrderID: ids[i].Hex()})
+		if _, err := coll.InsertOne(ctx, bson.M{"_id": ids[i], outbox.Field: outbox.Entries(ctx, evs[i])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Act: 100 requests deliver at once (their clears share writes).
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); box.Deliver(ctx, "tickets", ids[i], evs[i]) }()
+	}
+	testenv.Wait(t, &wg, time.Minute, "100 deliveries")
+
+	// Assert: each event went out once, and nothing is left for a flush.
+	if got := sink.Events(""); len(got) != len(ids) {
+		t.Fatalf("published %d events, want %d", len(got), len(ids))
+	}
+	for _, id := range ids {
+		if n := pendingCount(t, ctx, coll, id); n != 0 {
+			t.Fatalf("document %s: %d still pending", id.Hex(), n)
+		}
+	}
+	if sent, err := box.Flush(ctx); err != nil || sent != 0 {
+		t.Fatalf("nothing left to flush, flushed %d (%v)", sent, err)
 	}
 }
 
