@@ -2,7 +2,6 @@ package events
 
 import (
 	"errors"
-	"fmt"
 	"math/big"
 	"strconv"
 	"strings"
@@ -30,17 +29,26 @@ const (
 func (p Price) Chargeable() bool { return p >= MinPrice && p <= MaxPrice }
 
 // MarshalJSON writes the price as a JSON number: 1999 -> 19.99, 2000 -> 20.
-func (p Price) MarshalJSON() ([]byte, error) { return []byte(p.String()), nil }
+func (p Price) MarshalJSON() ([]byte, error) { return p.appendDecimal(nil), nil }
 
 // String formats the price as a decimal number without trailing zeros.
-func (p Price) String() string {
-	sign := ""
-	c := int64(p)
-	if c < 0 {
-		sign, c = "-", -c
+func (p Price) String() string { return string(p.appendDecimal(nil)) }
+
+// appendDecimal appends the price as a decimal number without trailing zeros. It is on the
+// path of every listed ticket (fmt.Sprintf was a tenth of a list page's CPU).
+func (p Price) appendDecimal(b []byte) []byte {
+	c := uint64(p)
+	if p < 0 {
+		b, c = append(b, '-'), uint64(-p)
 	}
-	s := fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
-	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "0"), "0"), ".")
+	b = strconv.AppendUint(b, c/100, 10)
+	if cents := c % 100; cents != 0 {
+		b = append(b, '.', byte('0'+cents/10))
+		if cents%10 != 0 {
+			b = append(b, byte('0'+cents%10))
+		}
+	}
+	return b
 }
 
 // UnmarshalJSON accepts a JSON number with at most two decimals (19.99, 1e2, 19.990).

@@ -35,7 +35,7 @@ func TestPriceParsesDecimalsExactly(t *testing.T) {
 }
 
 func TestPriceMarshalsAsTheNumberPeopleRead(t *testing.T) {
-	for cents, want := range map[events.Price]string{1999: "19.99", 2000: "20", 10: "0.1", 5: "0.05", 100000000: "1000000"} {
+	for cents, want := range map[events.Price]string{1999: "19.99", 2000: "20", 1990: "19.9", 1905: "19.05", 10: "0.1", 5: "0.05", 0: "0", -1999: "-19.99", 100000000: "1000000"} {
 		b, err := json.Marshal(cents)
 		if err != nil || string(b) != want {
 			t.Errorf("Marshal(%d) = %s, %v; want %s", cents, b, err, want)
