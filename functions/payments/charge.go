@@ -25,7 +25,9 @@ type Payer struct {
 	store  Store
 	stripe *Stripe
 	box    *outbox.Outbox
-	wait   time.Duration // outcomeWait: how long a request waits for orders' decision
+	wait   waiting // how a request waits for orders' decision
+	// decided wakes waiters when this process records a decision (the Handlers share it).
+	decided *decisions
 }
 
 // errResumedRefused says a taken-over attempt turned out to authorize nothing: the caller's
@@ -62,12 +64,15 @@ func (p *Payer) pay(ctx context.Context, o Order, userID, token string) (Payment
 	return Payment{}, ErrInProgress
 }
 
-// await polls the payment until orders' decision has been carried out (captured, or released)
-// or p.wait has passed; the decision may be carried out by another replica of payments, so the
-// database, not this process, is where it shows.
+// await reads the payment until orders' decision has been carried out (captured, or released)
+// or p.wait.outcome has passed. It reads again when this process records a decision on it
+// (decisions), and otherwise at pauses growing from pollFirst to pollLongest: the decision may be carried out by another
+// replica of payments, so the database, not this process, is where it shows.
 func (p *Payer) await(ctx context.Context, pm Payment) (Payment, error) {
-	deadline := time.Now().Add(p.wait)
-	delay := 5 * time.Millisecond
+	woken, stop := p.decided.watch(pm.ID)
+	defer stop()
+	deadline := time.Now().Add(p.wait.outcome)
+	delay := p.wait.pollFirst
 	for {
 		cur, found, err := p.store.payment(ctx, pm.ID)
 		switch {
@@ -85,9 +90,11 @@ func (p *Payer) await(ctx context.Context, pm Payment) (Payment, error) {
 		select {
 		case <-ctx.Done():
 			return cur, nil
-		case <-time.After(delay):
+		case <-woken:
+			woken = nil // recorded: the next read sees it
+		case <-time.After(min(delay, time.Until(deadline))):
 		}
-		delay = min(2*delay, 100*time.Millisecond)
+		delay = min(2*delay, p.wait.pollLongest)
 	}
 }
 

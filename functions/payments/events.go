@@ -19,8 +19,9 @@ import (
 
 // Handlers handles the events payments consumes.
 type Handlers struct {
-	store  Store
-	stripe *Stripe
+	store   Store
+	stripe  *Stripe
+	decided *decisions // wakes this process's requests waiting on a payment (Payer.await)
 }
 
 func (h *Handlers) byType() map[string]runtime.EventHandler {
@@ -82,8 +83,9 @@ func (h *Handlers) capture(ctx context.Context, orderID, paymentID string) error
 		return fmt.Errorf("capture %s: %w", pm.StripeID, err)
 	}
 	err = h.store.updatePayment(ctx, pm, bson.M{"$set": bson.M{"status": paymentSucceeded}})
-	if errors.Is(err, store.ErrConflict) {
-		return nil // a parallel delivery recorded the same capture (same key)
+	if err == nil || errors.Is(err, store.ErrConflict) { // a conflict: a parallel delivery recorded the same capture (same key)
+		h.decided.decided(pm.ID)
+		return nil
 	}
 	return err
 }
@@ -146,8 +148,9 @@ func (h *Handlers) paymentRejected(ctx context.Context, e cloudevents.Event) (*c
 		set = bson.M{"status": paymentRefunded, "refundId": refundID, "reason": reason}
 	}
 	err = h.store.updatePayment(ctx, pm, bson.M{"$set": set})
-	if errors.Is(err, store.ErrConflict) {
-		return nil, nil // a parallel delivery recorded the same release (same key)
+	if err == nil || errors.Is(err, store.ErrConflict) { // a conflict: a parallel delivery recorded the same release (same key)
+		h.decided.decided(pm.ID)
+		return nil, nil
 	}
 	return nil, err
 }

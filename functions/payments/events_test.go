@@ -328,3 +328,60 @@ func TestPaymentRejectedReleasesTheAuthorizationOnce(t *testing.T) {
 		}
 	})
 }
+
+// A request waiting for orders' decision is answered when this process records it, not at its
+// next read of the database: here no read comes before the 1-hour wait ends, so only the wake
+// can answer. Both decisions: the capture (201) and the release (400, not charged).
+func TestAWaitingPaymentIsAnsweredWhenThisProcessRecordsTheDecision(t *testing.T) {
+	never := waiting{outcome: time.Hour, pollFirst: time.Hour, pollLongest: time.Hour}
+	for name, decide := range map[string]struct {
+		event  func(p Payment) cloudevents.Event
+		status int
+	}{
+		"order.completed": {func(p Payment) cloudevents.Event {
+			return events.New(events.OrderCompleted{ID: p.OrderID, Version: 1, UserID: p.UserID, UserEmail: "buyer@example.com",
+				Ticket: events.OrderTicket{ID: primitive.NewObjectID().Hex(), Title: "t", Price: 1000}, PaymentID: p.ID.Hex()})
+		}, http.StatusCreated},
+		"payment.rejected": {func(p Payment) cloudevents.Event {
+			return events.New(events.PaymentRejected{OrderID: p.OrderID, PaymentID: p.ID.Hex(), Reason: events.RejectedExpired})
+		}, http.StatusBadRequest},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarnessWaiting(t, newStandIn(t).URL, never)
+			p, answer := authorized(t, h)
+
+			if status := h.send(t, decide.event(p)); status != http.StatusAccepted {
+				t.Fatalf("%s answered %d, want 202", name, status)
+			}
+
+			expectStatus(t, receive(t, answer), decide.status)
+		})
+	}
+}
+
+func TestDecisionsWakeEveryWaiterOfThePaymentOnly(t *testing.T) {
+	var d decisions
+	a, b := primitive.NewObjectID(), primitive.NewObjectID()
+	a1, stopA1 := d.watch(a)
+	a2, stopA2 := d.watch(a)
+	onB, stopB := d.watch(b)
+	defer stopA1()
+	defer stopA2()
+	defer stopB()
+
+	d.decided(a)
+
+	for _, ch := range []<-chan struct{}{a1, a2} {
+		testenv.Receive(t, ch, time.Minute, "the wake of a waiter of a")
+	}
+	select {
+	case <-onB:
+		t.Fatal("a decision on a woke a waiter of b")
+	default:
+	}
+	stopB()
+	d.decided(b) // nobody watches b any more: nothing to wake, nothing closed twice
+	if len(d.waiters) != 0 {
+		t.Fatalf("%d payments still watched", len(d.waiters))
+	}
+}

@@ -47,18 +47,19 @@ func main() {
 		session.New(jwtKey, jwtTTL, cookieSecure),
 		NewStripe(stripeKey, stripeBase, stripeRetries, stripeLog),
 		pub,
-		outcomeWait,
+		productionWaiting,
 	))
 }
 
 // newFunction wires the payments function; main and the tests both build it here.
-// wait is how long a payment request waits for orders' decision (outcomeWait).
-func newFunction(db *store.DB, sessions *session.Manager, stripe *Stripe, pub outbox.Publisher, wait time.Duration) runtime.Function {
+// wait is how a payment request waits for orders' decision (productionWaiting).
+func newFunction(db *store.DB, sessions *session.Manager, stripe *Stripe, pub outbox.Publisher, wait waiting) runtime.Function {
 	st := Store{db: db}
 	box := outbox.New(pub, db, paymentsCollection)
-	payer := &Payer{store: st, stripe: stripe, box: box, wait: wait}
+	decided := &decisions{}
+	payer := &Payer{store: st, stripe: stripe, box: box, wait: wait, decided: decided}
 	api := &API{store: st, payer: payer}
-	handlers := &Handlers{store: st, stripe: stripe}
+	handlers := &Handlers{store: st, stripe: stripe, decided: decided}
 	return runtime.Function{
 		Name:     "payments",
 		Routes:   api.routes,

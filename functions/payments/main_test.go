@@ -36,16 +36,24 @@ type harness struct {
 // production): long enough for the harness's orders to answer on a loaded machine.
 const testWait = 10 * time.Second
 
+// testWaiting polls as production does, for at most testWait.
+var testWaiting = waiting{outcome: testWait, pollFirst: productionWaiting.pollFirst, pollLongest: productionWaiting.pollLongest}
+
 // newHarness serves the payments function against the Stripe at stripeBase. stripe-go's own
 // retries are off so that each test sees exactly the exchanges it arranges. Unless the test
 // sets manual, the harness plays orders: it answers each payment.created as orders decides it
 // (order.completed while the replica's order is created and not expired, else payment.rejected
 // with the reason), so a payment request gets its outcome.
 func newHarness(t testing.TB, stripeBase string) *harness {
+	return newHarnessWaiting(t, stripeBase, testWaiting)
+}
+
+// newHarnessWaiting is newHarness with payment requests waiting as w says.
+func newHarnessWaiting(t testing.TB, stripeBase string, w waiting) *harness {
 	db := testenv.Store(t, "payments", setupDB)
 	sink := testenv.NewSink(t)
 	sessions := testenv.Sessions()
-	fn := newFunction(db, sessions, quietStripe(stripeBase), sink.Publisher(t), testWait)
+	fn := newFunction(db, sessions, quietStripe(stripeBase), sink.Publisher(t), w)
 	// The sweep runs when a test calls fn.Background, not behind the test's back after a request.
 	served := fn
 	served.Background = nil

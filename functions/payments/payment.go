@@ -56,6 +56,15 @@ const (
 	outcomeWait   = 10 * time.Second
 )
 
+// waiting is how a payment request waits for orders' decision: at most outcome, reading the
+// payment again after pauses growing from pollFirst to pollLongest, and at once when this
+// process records the decision (decisions). pollLongest is how late a decision recorded by
+// another replica may be seen.
+type waiting struct{ outcome, pollFirst, pollLongest time.Duration }
+
+// productionWaiting is how payments waits in production.
+var productionWaiting = waiting{outcome: outcomeWait, pollFirst: 5 * time.Millisecond, pollLongest: time.Second}
+
 // Payment is the order's payment: the claim, then the charge and its refund.
 type Payment struct {
 	ID        primitive.ObjectID `bson:"_id"`
