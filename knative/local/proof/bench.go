@@ -131,7 +131,7 @@ func benchProfile(ctx context.Context, root string, p Profile, first bool, t *Ta
 		}
 	}
 	b := &bencher{World: w, t: t, p: p}
-	for _, step := range []func() error{b.signUp, b.signIn, b.createTickets, b.listTickets, b.waitReplicas, b.stories, b.createOrders, b.pay, b.expire} {
+	for _, step := range []func() error{b.signUp, b.signIn, b.createTickets, b.listTickets, b.healthz, b.waitReplicas, b.stories, b.createOrders, b.pay, b.expire} {
 		if err := step(); err != nil {
 			return err
 		}

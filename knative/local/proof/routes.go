@@ -110,6 +110,19 @@ func (b *bencher) listTickets() error {
 	})
 }
 
+// healthz: GET /healthz of tickets through the ingress, the cheapest request a function
+// answers (no store, no event): its CPU per request is the floor under every route's, what
+// one HTTP exchange through the ingress costs the function on this machine.
+func (b *bencher) healthz() error {
+	return b.route("healthz", "tickets", 2000, func(int) error {
+		r, err := b.Internal("tickets", "GET", "/healthz")
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("healthz: %d %.200s", r.Status, r.Body)
+		}
+		return err
+	})
+}
+
 // waitReplicas waits until orders has its replica of every ticket (ticket.created through
 // the Broker): the seller ordering their own ticket is 400 once orders knows it, 404 before.
 func (b *bencher) waitReplicas() error {
