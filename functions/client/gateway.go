@@ -11,7 +11,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/tickit/tickit/functions/internal/httpapi"
-	"github.com/tickit/tickit/functions/internal/tracing"
+	"github.com/tickit/tickit/functions/internal/outbound"
 )
 
 // newProxy forwards requests to target as they came (method, path, query, body, cookies,
@@ -21,7 +21,7 @@ import (
 func newProxy(name string, target *url.URL) *httputil.ReverseProxy {
 	unavailable := httpapi.NewError(http.StatusBadGateway, "The "+name+" service is unavailable right now; please try again")
 	return &httputil.ReverseProxy{
-		Transport: tracing.Transport(nil), // the request's trace goes on to the function
+		Transport: outbound.Transport(), // connections kept, and the request's trace goes on to the function
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			// Keep the chain the proxies before us wrote (Rewrite starts without it) and

@@ -14,7 +14,7 @@ import (
 	"github.com/sendgrid/sendgrid-go"
 	"github.com/sendgrid/sendgrid-go/helpers/mail"
 
-	"github.com/tickit/tickit/functions/internal/tracing"
+	"github.com/tickit/tickit/functions/internal/outbound"
 )
 
 var (
@@ -43,7 +43,7 @@ type SendGrid struct {
 // NewSendGrid returns a sender; base "" is api.sendgrid.com; timeout bounds each call.
 func NewSendGrid(key, base string, timeout time.Duration) *SendGrid {
 	return &SendGrid{key: key, base: base, timeout: timeout,
-		client: &rest.Client{HTTPClient: &http.Client{Timeout: timeout, Transport: tracing.Transport(nil)}}}
+		client: &rest.Client{HTTPClient: &http.Client{Timeout: timeout, Transport: outbound.Transport()}}}
 }
 
 // Send delivers m. A nil error means SendGrid accepted it; an error wrapping ErrRejected means

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tickit/tickit/events"
 	"github.com/tickit/tickit/functions/internal/httpapi"
-	"github.com/tickit/tickit/functions/internal/tracing"
+	"github.com/tickit/tickit/functions/internal/outbound"
 )
 
 // stripeHTTPTimeout bounds one HTTP exchange with Stripe; chargeTimeout bounds all retries.
@@ -32,7 +32,7 @@ type Stripe struct {
 // idempotency key).
 func NewStripe(key, base string, retries int64, logger stripe.LeveledLoggerInterface) *Stripe {
 	cfg := &stripe.BackendConfig{
-		HTTPClient:        &http.Client{Timeout: stripeHTTPTimeout, Transport: tracing.Transport(nil)},
+		HTTPClient:        &http.Client{Timeout: stripeHTTPTimeout, Transport: outbound.Transport()},
 		MaxNetworkRetries: stripe.Int64(retries),
 		LeveledLogger:     logger,
 	}

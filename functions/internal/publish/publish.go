@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/tickit/tickit/functions/internal/outbound"
 	"github.com/tickit/tickit/functions/internal/tracing"
 )
 
@@ -24,21 +25,13 @@ type Publisher struct {
 	Backoff  time.Duration // wait before the second try; doubles after each
 }
 
-// idleConns is how many idle connections to the sink a publisher keeps: as many as a
-// function's requests publish at once. The sink is one host (the Broker's ingress), and
-// http.DefaultTransport keeps 2 per host, so under load most publishes dialled a new
-// connection (TestConcurrentPublishesReuseTheirConnections: 97 for 200 events from 20 publishers).
-const idleConns = 256
-
 // New returns a publisher for the sink URL, with a timeout on every attempt.
 func New(sink string) (*Publisher, error) {
 	req, err := http.NewRequest(http.MethodPost, sink, nil)
 	if err != nil || req.URL.Host == "" {
 		return nil, fmt.Errorf("publish: sink %q is not an absolute URL", sink)
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns, t.MaxIdleConnsPerHost = idleConns, idleConns
-	client := &http.Client{Timeout: 5 * time.Second, Transport: tracing.Transport(t)}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: outbound.Transport()}
 	return &Publisher{sink: sink, client: client, Attempts: 3, Backoff: 100 * time.Millisecond}, nil
 }
 

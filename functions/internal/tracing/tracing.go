@@ -141,12 +141,9 @@ func pathEntity(path string) string {
 	return strings.TrimSuffix(plural, "s")
 }
 
-// Transport passes the trace on to the server called through base (http.DefaultTransport
-// when nil), with a client span per request when spans are recorded.
+// Transport passes the trace on to the server called through base, with a client span per
+// request when spans are recorded.
 func Transport(base http.RoundTripper) http.RoundTripper {
-	if base == nil {
-		base = http.DefaultTransport
-	}
 	if !Enabled() {
 		return injector{base}
 	}
