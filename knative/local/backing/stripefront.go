@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"knative.dev/pkg/network"
 )
 
 // testCard is how Stripe's test mode answers a confirmed PaymentIntent paid with one of its
@@ -54,6 +56,8 @@ type statusKey struct{}
 //   - a capture answers the PaymentIntent succeeded, a cancel answers it canceled.
 func stripeFront(mock *url.URL) http.Handler {
 	proxy := &httputil.ReverseProxy{
+		// Idle connections kept for payments' concurrent calls (the default transport keeps 2).
+		Transport: network.NewProxyAutoTransport(256, 256),
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(mock)
 			_, card := r.In.Context().Value(testCardKey{}).(testCard)

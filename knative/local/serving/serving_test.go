@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +41,13 @@ func serveAsFunction() {
 		_ = json.NewEncoder(w).Encode(map[string]any{"pid": os.Getpid(), "host": r.Host, "greeting": os.Getenv("GREETING"), "port": os.Getenv("PORT")})
 	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
-	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
+	var dialled atomic.Int64
+	mux.HandleFunc("GET /connections", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, dialled.Load()) })
+	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM)
@@ -228,5 +238,47 @@ func TestScaleToZeroStopsTheProcessAtOnce(t *testing.T) {
 	}
 	if who(t, url).Pid == pid {
 		t.Fatal("the next request reached the stopped process")
+	}
+}
+
+// Concurrent requests reuse their connections to the function, as Knative's queue-proxy does
+// (it keeps up to 1,000 idle connections to its container): a new connection per request cost
+// the function an accept, a goroutine and a close each, which make bench counted as its CPU.
+func TestConcurrentRequestsReuseTheirConnectionsToTheFunction(t *testing.T) {
+	_, url := newService(t, "serve", time.Minute, 0)
+	callers := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	get := func(path string) string {
+		resp, err := callers.Get(url + path)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		return string(b)
+	}
+	get("/healthz") // started
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 10 {
+				get("/healthz")
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("200 requests did not finish within a minute")
+	}
+
+	if n, _ := strconv.Atoi(get("/connections")); n > 40 {
+		t.Fatalf("200 requests from 20 callers opened %d connections to the function, want at most 40 (about one per caller)", n)
 	}
 }
