@@ -391,3 +391,55 @@ func BenchmarkExpireTick(b *testing.B) {
 	}
 	b.ReportMetric(float64(backlog*b.N)/b.Elapsed().Seconds(), "orders/s")
 }
+
+// refusals records every command a client sends that the server answers with an error.
+type refusals struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (r *refusals) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *refusals) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		r.record(cmd)
+		return err
+	}
+}
+func (r *refusals) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			r.record(cmd)
+		}
+		return err
+	}
+}
+func (r *refusals) record(cmd redis.Cmder) {
+	if err := cmd.Err(); err != nil && err != redis.Nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.cmds = append(r.cmds, fmt.Sprint(cmd.Args()...)+": "+err.Error())
+	}
+}
+
+// Connecting asks nothing the server refuses: go-redis's CLIENT SETINFO needs Redis 7.2, and
+// the redis-server make run starts (Debian's 7.0) answered it with an error on every new
+// connection, a failed span in each trace (README: Follow a purchase).
+func TestConnectingAsksNothingTheServerRefuses(t *testing.T) {
+	q, err := Connect(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	var r refusals
+	q.rdb.AddHook(&r)
+
+	if err := q.rdb.Ping(testenv.Context(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if len(r.cmds) != 0 {
+		t.Fatalf("the server refused: %v", r.cmds)
+	}
+}

@@ -54,6 +54,9 @@ func Connect(url string) (*Queue, error) {
 	if opts.DialerRetries == 0 {
 		opts.DialerRetries = 2
 	}
+	// No CLIENT SETINFO on connect: Redis before 7.2 (Debian's 7.0, which make run uses)
+	// refuses it, and each new connection showed as a failed span in the trace.
+	opts.DisableIdentity = true
 	rdb := redis.NewClient(opts)
 	if tracing.Enabled() { // a span per command, in the trace of the event being handled
 		if err := redisotel.InstrumentTracing(rdb); err != nil {
