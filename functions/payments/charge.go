@@ -66,8 +66,9 @@ func (p *Payer) pay(ctx context.Context, o Order, userID, token string) (Payment
 
 // await reads the payment until orders' decision has been carried out (captured, or released)
 // or p.wait.outcome has passed. It reads again when this process records a decision on it
-// (decisions), and otherwise at pauses growing from pollFirst to pollLongest: the decision may be carried out by another
-// replica of payments, so the database, not this process, is where it shows.
+// (decisions), and otherwise at pauses growing from pollFirst to pollLongest: the decision may
+// be carried out by another replica of payments, so the database, not this process, is where
+// it shows.
 func (p *Payer) await(ctx context.Context, pm Payment) (Payment, error) {
 	woken, stop := p.decided.watch(pm.ID)
 	defer stop()
