@@ -11,7 +11,8 @@ import (
 // IdleConnsPerHost is how many idle connections a transport keeps to each host: as many as a
 // function's requests call it at once. Each client here calls one host (or a few), and
 // http.DefaultTransport keeps 2 per host, so under load most calls dialled a new connection
-// (and a TLS handshake to Stripe or SendGrid): 200 publishes from 20 goroutines opened 97.
+// (and a TLS handshake to Stripe or SendGrid): 200 calls from 20 goroutines opened ~100
+// (TestConcurrentCallsToOneHostReuseTheirConnections).
 const IdleConnsPerHost = 256
 
 // Transport returns a new transport with its own connection pool (http.DefaultTransport's

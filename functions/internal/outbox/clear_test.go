@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/256dpi/lungo"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -13,6 +14,22 @@ import (
 	"github.com/tickit/tickit/events"
 	"github.com/tickit/tickit/functions/internal/testenv"
 )
+
+// InsertPending inserts n documents into coll, each with one event pending (the outbox tests
+// of both packages use it).
+func InsertPending(t *testing.T, coll lungo.ICollection, n int) ([]primitive.ObjectID, []cloudevents.Event) {
+	t.Helper()
+	ids := make([]primitive.ObjectID, n)
+	evs := make([]cloudevents.Event, n)
+	for i := range ids {
+		ids[i] = primitive.NewObjectID()
+		evs[i] = events.New(events.ExpirationCompleted{OrderID: ids[i].Hex()})
+		if _, err := coll.InsertOne(testenv.Context(t), bson.M{"_id": ids[i], Field: Entries(testenv.Context(t), evs[i])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids, evs
+}
 
 func TestClearsQueuedDuringAWriteGoInOneWrite(t *testing.T) {
 	testenv.OnEachStore(t, testClearsQueuedDuringAWriteGoInOneWrite)
@@ -24,15 +41,7 @@ func testClearsQueuedDuringAWriteGoInOneWrite(t *testing.T) {
 	db := testenv.Store(t, "tickets", nil)
 	o := New(nil, db, "tickets")
 	coll, _ := db.Collection(ctx, "tickets")
-	ids := make([]primitive.ObjectID, 50)
-	evs := make([]cloudevents.Event, 50)
-	for i := range ids {
-		ids[i] = primitive.NewObjectID()
-		evs[i] = events.New(events.ExpirationCompleted{OrderID: ids[i].Hex()})
-		if _, err := coll.InsertOne(ctx, bson.M{"_id": ids[i], Field: Entries(ctx, evs[i])}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids, evs := InsertPending(t, coll, 50)
 	o.clears.writing = true
 
 	// Act: 50 clears arrive while it is in flight; then it ends and the writer takes the queue.

@@ -115,15 +115,7 @@ func testConcurrentDeliveriesPublishAndClearEveryEvent(t *testing.T) {
 	sink := testenv.NewSink(t)
 	box := outbox.New(sink.Publisher(t), db, "tickets")
 	coll, _ := db.Collection(ctx, "tickets")
-	ids := make([]primitive.ObjectID, 100)
-	evs := make([]cloudevents.Event, len(ids))
-	for i := range ids {
-		ids[i] = primitive.NewObjectID()
-		evs[i] = events.New(events.ExpirationCompleted{OrderID: ids[i].Hex()})
-		if _, err := coll.InsertOne(ctx, bson.M{"_id": ids[i], outbox.Field: outbox.Entries(ctx, evs[i])}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids, evs := outbox.InsertPending(t, coll, 100)
 
 	// Act: 100 requests deliver at once (their clears share writes).
 	var wg sync.WaitGroup

@@ -2,11 +2,7 @@ package publish_test
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,48 +58,5 @@ func TestPublishToNowhereFails(t *testing.T) {
 	p.Backoff = time.Millisecond
 	if err := p.Publish(context.Background(), ping); err == nil {
 		t.Fatal("a refused connection is not a success")
-	}
-}
-
-func TestConcurrentPublishesReuseTheirConnections(t *testing.T) {
-	var dialled atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			dialled.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	p, err := publish.New(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// 20 publishers at once, 10 events each: one connection each is enough. A connection goes
-	// back to the pool a moment after its answer is read, so a publisher may dial once more
-	// meanwhile; with 2 idle connections per host (the default transport) it was ~100.
-	errs := make(chan error, 200)
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 10 {
-				errs <- p.Publish(context.Background(), events.New(events.ExpirationCompleted{OrderID: "65a1b2c3d4e5f60718293a4c"}))
-			}
-		}()
-	}
-	testenv.Wait(t, &wg, time.Minute, "the publishers")
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := dialled.Load(); n > 40 {
-		t.Fatalf("200 events from 20 publishers opened %d connections, want at most 40 (about one per publisher)", n)
 	}
 }
