@@ -70,11 +70,15 @@ func TestTableCountsTheRowsThatDisagree(t *testing.T) {
 	same := []Result{
 		{Scenario: "a", Attempts: 4, Delays: []time.Duration{650 * time.Millisecond, 1000 * time.Millisecond, 1900 * time.Millisecond}, Outcome: Acked}, // late on a busy machine
 		{Scenario: "b", Attempts: 1, Outcome: Dropped},
-		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 1, Elapsed: 3500 * time.Millisecond,
+		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 8, Elapsed: 3500 * time.Millisecond, // at least once
 			DeadLetterExtensions: map[string]string{"knativeerrorcode": "500"}},
 	}
-	if text, n := Table([]string{"x", "y"}, ref, same); n != 0 {
+	text, n := Table([]string{"x", "y"}, ref, same)
+	if n != 0 {
 		t.Fatalf("%d disagreements, want 0:\n%s", n, text)
+	}
+	if !strings.Contains(text, "dead-lettered 8 times") {
+		t.Errorf("the table does not show a dead letter sent 8 times:\n%s", text)
 	}
 	differ := []Result{
 		{Scenario: "a", Attempts: 4, Delays: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}, Outcome: Acked}, // kncloudevents' half delays
@@ -82,7 +86,7 @@ func TestTableCountsTheRowsThatDisagree(t *testing.T) {
 		{Scenario: "c", Outcome: DeadLettered, DeadLetters: 1, Elapsed: 2800 * time.Millisecond}, // no extensions
 		{Scenario: "d", Attempts: 1, Outcome: Acked},                                             // not in the first column
 	}
-	text, n := Table([]string{"x", "y"}, ref, differ)
+	text, n = Table([]string{"x", "y"}, ref, differ)
 	if n != 4 {
 		t.Fatalf("%d disagreements, want 4:\n%s", n, text)
 	}

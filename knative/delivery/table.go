@@ -19,10 +19,13 @@ func Tolerance(a, b time.Duration) time.Duration { return 300*time.Millisecond +
 func within(a, b time.Duration) bool { return (a - b).Abs() <= Tolerance(a, b) }
 
 // Agree reports whether a result agrees with the reference result ref of the same scenario:
-// the same attempts, outcome, dead letters, replies and dead-letter extensions, and delays
-// within Tolerance.
+// the same attempts, outcome, replies and dead-letter extensions, dead letters or none, and
+// delays within Tolerance. How many dead letters does not count: Knative delivers at least
+// once, to the dead-letter sink too, and the real Broker's dispatcher sent one scenario's dead
+// letter 8 times on a loaded machine (its dead-letter request runs with the Trigger's timeout
+// and retries, inside the message's ack wait); the table shows the count.
 func Agree(ref, got Result) bool {
-	if ref.Attempts != got.Attempts || ref.Outcome != got.Outcome || ref.DeadLetters != got.DeadLetters ||
+	if ref.Attempts != got.Attempts || ref.Outcome != got.Outcome || (ref.DeadLetters == 0) != (got.DeadLetters == 0) ||
 		ref.Replies != got.Replies || len(ref.Delays) != len(got.Delays) || !maps.Equal(ref.DeadLetterExtensions, got.DeadLetterExtensions) {
 		return false
 	}
