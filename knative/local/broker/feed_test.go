@@ -53,10 +53,12 @@ func TestTheFeedKeepsTheLatestHistoryRecords(t *testing.T) {
 }
 
 // Records published while followers start: each follower sees every record after its cursor
-// exactly once, in order.
+// exactly once, in order. total stays under a follower's buffer (1,024 beyond its backlog), so
+// a follower that the scheduler starts late is not one that does not keep up: with 3,000 the
+// feed rightly dropped records for a follower starting at 0 on a loaded machine.
 func TestFollowersStartingDuringPublishingSeeNoGapAndNoRepeat(t *testing.T) {
 	f := newFeed()
-	const total = 3000
+	const total = 1000
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
