@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -27,8 +28,7 @@ type Publisher struct {
 
 // New returns a publisher for the sink URL, with a timeout on every attempt.
 func New(sink string) (*Publisher, error) {
-	req, err := http.NewRequest(http.MethodPost, sink, nil)
-	if err != nil || req.URL.Host == "" {
+	if u, err := url.Parse(sink); err != nil || u.Host == "" {
 		return nil, fmt.Errorf("publish: sink %q is not an absolute URL", sink)
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: outbound.Transport()}

@@ -21,6 +21,17 @@ func startJaeger(t *testing.T, assets string) *backing.Jaeger {
 	if os.Getenv("TICKIT_TRACE_E2E") == "" {
 		t.Skip("make trace-e2e runs this (TICKIT_TRACE_E2E=1): it builds and starts Jaeger")
 	}
+	j, err := tryJaeger(t, assets)
+	if err != nil {
+		t.Fatalf("StartJaeger: %v", err)
+	}
+	t.Cleanup(j.Close)
+	return j
+}
+
+// tryJaeger starts Jaeger from this repository on a free loopback port with the UI assets given.
+func tryJaeger(t *testing.T, assets string) (*backing.Jaeger, error) {
+	t.Helper()
 	root, err := system.Root()
 	if err != nil {
 		t.Fatal(err)
@@ -29,12 +40,7 @@ func startJaeger(t *testing.T, assets string) *backing.Jaeger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := backing.StartJaeger(root, fmt.Sprintf("127.0.0.1:%d", port), assets, io.Discard)
-	if err != nil {
-		t.Fatalf("StartJaeger: %v", err)
-	}
-	t.Cleanup(j.Close)
-	return j
+	return backing.StartJaeger(root, fmt.Sprintf("127.0.0.1:%d", port), assets, io.Discard)
 }
 
 // get answers a GET with its status and body.
@@ -106,17 +112,9 @@ func TestJaegerRefusesUIAssetsWithoutIndexHTML(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(assets, "packages"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := system.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := backing.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// Act
-	j, err := backing.StartJaeger(root, fmt.Sprintf("127.0.0.1:%d", port), assets, io.Discard)
+	j, err := tryJaeger(t, assets)
 
 	// Assert: refused before Jaeger starts, with a message naming the setting and the file.
 	if err == nil {
